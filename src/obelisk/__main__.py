@@ -1,0 +1,3 @@
+from obelisk.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""Pure domain code: identifiers, levels, main DICOM tags, header parsing and query matching."""

@@ -1,0 +1,153 @@
+"""Metadata and attachments of every level."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+
+from obelisk.core.levels import Level
+from obelisk.http.params import flag, services
+from obelisk.http.responses import OrthancJSON, ok
+from obelisk.index.base import Attachment
+
+_PREFIX = "/{level:level}/{id}"
+
+
+def _key(request: Request) -> tuple[Level, str, str]:
+    return request.path_params["level"], request.path_params["id"], request.path_params["name"]
+
+
+async def list_metadata(request: Request) -> Response:
+    level: Level = request.path_params["level"]
+    values = await run_in_threadpool(
+        services(request).annotations.metadata, level, request.path_params["id"]
+    )
+    return OrthancJSON(values if flag(request, "expand") else list(values))
+
+
+async def get_metadata(request: Request) -> Response:
+    value = await run_in_threadpool(services(request).annotations.get_metadata, *_key(request))
+    return PlainTextResponse(value)
+
+
+async def put_metadata(request: Request) -> Response:
+    value = (await request.body()).decode("utf-8")
+    await run_in_threadpool(services(request).annotations.set_metadata, *_key(request), value)
+    return ok()
+
+
+async def delete_metadata(request: Request) -> Response:
+    await run_in_threadpool(services(request).annotations.delete_metadata, *_key(request))
+    return ok()
+
+
+async def list_attachments(request: Request) -> Response:
+    level: Level = request.path_params["level"]
+    svc = services(request).annotations
+    found = await run_in_threadpool(svc.attachments, level, request.path_params["id"])
+    if flag(request, "numeric"):
+        return OrthancJSON([a.content_type for a in found])
+    return OrthancJSON([svc.attachment_name(a) for a in found])
+
+
+async def _attachment(request: Request) -> Attachment:
+    svc = services(request).annotations
+    return await run_in_threadpool(svc.attachment, *_key(request))
+
+
+async def attachment_index(request: Request) -> Response:
+    await _attachment(request)
+    return OrthancJSON(
+        [
+            "compress",
+            "compressed-data",
+            "compressed-md5",
+            "compressed-size",
+            "data",
+            "info",
+            "is-compressed",
+            "md5",
+            "size",
+            "uncompress",
+            "verify-md5",
+        ]
+    )
+
+
+async def attachment_info(request: Request) -> Response:
+    a = await _attachment(request)
+    return OrthancJSON(
+        {
+            "CompressedMD5": a.compressed_md5,
+            "CompressedSize": a.compressed_size,
+            "ContentType": a.content_type,
+            "UncompressedMD5": a.uncompressed_md5,
+            "UncompressedSize": a.uncompressed_size,
+            "Uuid": a.uuid,
+        }
+    )
+
+
+async def attachment_data(request: Request) -> Response:
+    svc = services(request).annotations
+    a = await _attachment(request)
+    if request.url.path.endswith("/compressed-data"):
+        data = await run_in_threadpool(svc.reader.read_stored, a)
+    else:
+        data = await run_in_threadpool(svc.read, a)
+    media = "application/dicom" if a.content_type == 1 else "application/octet-stream"
+    return Response(data, media_type=media)
+
+
+def _field(getter: Callable[[Attachment], object]) -> Callable[[Request], Awaitable[Response]]:
+    async def endpoint(request: Request) -> Response:
+        return PlainTextResponse(str(getter(await _attachment(request))))
+
+    return endpoint
+
+
+async def verify_md5(request: Request) -> Response:
+    a = await _attachment(request)
+    await run_in_threadpool(services(request).annotations.verify_md5, a)
+    return ok()
+
+
+async def put_attachment(request: Request) -> Response:
+    data = await request.body()
+    await run_in_threadpool(services(request).annotations.put_attachment, *_key(request), data)
+    return ok()
+
+
+async def delete_attachment(request: Request) -> Response:
+    await run_in_threadpool(services(request).annotations.delete_attachment, *_key(request))
+    return ok()
+
+
+_ATTACHMENT = _PREFIX + "/attachments/{name}"
+routes = [
+    Route(_PREFIX + "/metadata", list_metadata, methods=["GET"]),
+    Route(_PREFIX + "/metadata/{name}", get_metadata, methods=["GET"]),
+    Route(_PREFIX + "/metadata/{name}", put_metadata, methods=["PUT"]),
+    Route(_PREFIX + "/metadata/{name}", delete_metadata, methods=["DELETE"]),
+    Route(_PREFIX + "/attachments", list_attachments, methods=["GET"]),
+    Route(_ATTACHMENT, attachment_index, methods=["GET"]),
+    Route(_ATTACHMENT, put_attachment, methods=["PUT"]),
+    Route(_ATTACHMENT, delete_attachment, methods=["DELETE"]),
+    Route(_ATTACHMENT + "/info", attachment_info, methods=["GET"]),
+    Route(_ATTACHMENT + "/data", attachment_data, methods=["GET"]),
+    Route(_ATTACHMENT + "/compressed-data", attachment_data, methods=["GET"]),
+    Route(_ATTACHMENT + "/md5", _field(lambda a: a.uncompressed_md5), methods=["GET"]),
+    Route(_ATTACHMENT + "/size", _field(lambda a: a.uncompressed_size), methods=["GET"]),
+    Route(_ATTACHMENT + "/compressed-md5", _field(lambda a: a.compressed_md5), methods=["GET"]),
+    Route(_ATTACHMENT + "/compressed-size", _field(lambda a: a.compressed_size), methods=["GET"]),
+    Route(
+        _ATTACHMENT + "/is-compressed",
+        _field(lambda a: 1 if a.compression else 0),
+        methods=["GET"],
+    ),
+    Route(_ATTACHMENT + "/verify-md5", verify_md5, methods=["POST"]),
+]

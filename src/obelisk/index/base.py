@@ -1,0 +1,226 @@
+"""The index protocol: the metadata database behind the resource tree.
+
+Reads may come from any thread. Writes happen inside :meth:`Index.write`, which yields an
+:class:`IndexWriter` bound to one transaction; a back-end serialises writers of one process, and
+the database serialises processes. Reads see the last commit (on SQLite ``:memory:``, possibly a
+write in progress). Several servers may share a PostgreSQL index: creating the same patient,
+study or series at the same time is not an error.
+
+Failures of the database are :class:`~obelisk.errors.ObeliskError` with the code ``Database``,
+``DatabaseUnavailable`` (503) or ``DatabaseCannotSerialize`` (503: two writers deadlocked, retry
+the transaction). A write transaction that raises is rolled back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from obelisk.core.changes import ChangeType
+from obelisk.core.levels import Level
+from obelisk.core.matching import Constraint
+
+
+@dataclass(frozen=True, slots=True)
+class Resource:
+    internal_id: int
+    level: Level
+    public_id: str
+    parent_internal_id: int | None
+    parent_public_id: str | None
+    main_tags: dict[str, str]
+    #: On studies: the patient's main tags, copied as Orthanc does.
+    patient_tags: dict[str, str] | None
+    is_stable: bool
+    last_update: str
+    protected: bool = False
+    children: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Attachment:
+    content_type: int
+    uuid: str
+    uncompressed_size: int
+    uncompressed_md5: str
+    compressed_size: int
+    compressed_md5: str
+    compression: int = 0  # 0 = none, 1 = zlib with Orthanc's size prefix
+    revision: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    seq: int
+    change_type: ChangeType
+    level: Level
+    public_id: str
+    date: str
+
+
+@dataclass(frozen=True, slots=True)
+class ExportedResource:
+    seq: int
+    level: Level
+    public_id: str
+    remote_modality: str
+    patient_id: str
+    study_uid: str
+    series_uid: str
+    sop_instance_uid: str
+    date: str
+
+
+@dataclass(frozen=True, slots=True)
+class NewInstance:
+    """Everything the index records for one received instance."""
+
+    public_ids: tuple[str, str, str, str]  # patient, study, series, instance
+    main_tags: dict[Level, dict[str, str]]
+    attachments: Sequence[Attachment]
+    metadata: dict[int, str]
+
+
+@dataclass(frozen=True, slots=True)
+class StoreOutcome:
+    instance_internal_id: int
+    already_stored: bool
+    #: Levels whose resource this store created (NewPatient, NewStudy…).
+    created: tuple[Level, ...] = ()
+    #: Attachments replaced by an overwrite, to be removed from the storage area after commit.
+    replaced_uuids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteOutcome:
+    removed_uuids: tuple[str, ...]
+    #: (level, public id) of the nearest ancestor left behind, if any.
+    remaining_ancestor: tuple[Level, str] | None
+    deleted: tuple[tuple[Level, str], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Totals:
+    patients: int
+    studies: int
+    series: int
+    instances: int
+    compressed_size: int
+    uncompressed_size: int
+
+
+@dataclass(frozen=True, slots=True)
+class InstanceFile:
+    """An instance and the attachment holding its DICOM file, as archives and tools read them."""
+
+    public_id: str
+    internal_id: int
+    attachment: Attachment
+
+
+class IndexWriter(Protocol):
+    """Write operations inside one transaction."""
+
+    def store_instance(self, new: NewInstance, *, overwrite: bool, now: str) -> StoreOutcome: ...
+
+    def delete_resource(self, internal_id: int, *, now: str) -> DeleteOutcome: ...
+
+    def set_metadata(self, internal_id: int, metadata_type: int, value: str) -> None: ...
+
+    def delete_metadata(self, internal_id: int, metadata_type: int) -> bool: ...
+
+    def set_attachment(self, internal_id: int, attachment: Attachment) -> Attachment | None:
+        """Adds or replaces an attachment; returns the replaced one."""
+        ...
+
+    def delete_attachment(self, internal_id: int, content_type: int) -> Attachment | None: ...
+
+    def log_change(
+        self, change_type: ChangeType, level: Level, public_id: str, now: str
+    ) -> None: ...
+
+    def log_export(self, exported: ExportedResource) -> None: ...
+
+    def set_protected(self, internal_id: int, protected: bool) -> None: ...
+
+    def mark_stable(self, older_than_epoch: float, now: str) -> list[tuple[Level, str]]:
+        """Marks unstable resources last updated before the given time as stable."""
+        ...
+
+    def clear_changes(self) -> None: ...
+
+    def clear_exports(self) -> None: ...
+
+    def set_global(self, name: str, value: str) -> None: ...
+
+
+class Index(Protocol):
+    """Read operations, and :meth:`write` for a write transaction."""
+
+    def write(self) -> AbstractContextManager[IndexWriter]: ...
+
+    def close(self) -> None: ...
+
+    def lookup(self, public_id: str, level: Level | None = None) -> Resource | None: ...
+
+    def get_by_internal_ids(
+        self, internal_ids: Sequence[int], *, children: bool
+    ) -> list[Resource]: ...
+
+    def list_public_ids(
+        self, level: Level, *, since: int = 0, limit: int | None = None
+    ) -> list[str]: ...
+
+    def list_internal_ids(
+        self, level: Level, *, since: int = 0, limit: int | None = None
+    ) -> list[int]: ...
+
+    def find(
+        self, level: Level, constraints: Sequence[Constraint], *, since: int, limit: int | None
+    ) -> list[int]:
+        """Internal ids of the resources of ``level`` matching every constraint, in id order."""
+        ...
+
+    def children_public_ids(self, internal_id: int) -> list[str]: ...
+
+    def instance_files(self, internal_id: int, content_type: int = 1) -> list[InstanceFile]:
+        """The instances below (or equal to) a resource, in tree order, with one attachment."""
+        ...
+
+    def lookup_identifier(self, value: str) -> list[Resource]:
+        """Resources whose identifier tag (PatientID, the UIDs) equals ``value``."""
+        ...
+
+    def attachments(self, internal_id: int) -> list[Attachment]: ...
+
+    def metadata(self, internal_id: int) -> dict[int, str]: ...
+
+    def attachments_of_many(
+        self, internal_ids: Sequence[int], content_type: int
+    ) -> dict[int, Attachment]: ...
+
+    def metadata_of_many(
+        self, internal_ids: Sequence[int], metadata_type: int
+    ) -> dict[int, str]: ...
+
+    def changes(self, since: int, limit: int) -> tuple[list[Change], int]:
+        """Changes after ``since`` (at most ``limit``), and the last sequence number."""
+        ...
+
+    def last_change(self) -> Change | None: ...
+
+    def exports(self, since: int, limit: int) -> tuple[list[ExportedResource], int]: ...
+
+    def totals(self) -> Totals: ...
+
+    def subtree_totals(self, internal_id: int) -> tuple[dict[Level, int], int, int]:
+        """Count of descendants per level, compressed and uncompressed size of its files."""
+        ...
+
+    def oldest_unprotected_patient(self, exclude: str | None = None) -> Resource | None: ...
+
+    def get_global(self, name: str) -> str | None: ...
+
+    def all_attachment_uuids(self) -> Iterator[str]: ...

@@ -1,0 +1,108 @@
+"""The one place that wires concrete classes together and runs the server."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import socket
+
+import uvicorn
+
+from obelisk.config import Settings
+from obelisk.errors import ConfigurationError, ErrorCode
+from obelisk.index import open_index
+from obelisk.services.context import Services, build_services
+from obelisk.storage.filesystem import FilesystemStorage
+
+log = logging.getLogger("obelisk.server")
+
+
+def open_services(settings: Settings) -> Services:
+    """Storage area + index + services, as the settings ask."""
+    storage = FilesystemStorage(settings.storage_directory)
+    index = open_index(settings.index_location)
+    return build_services(settings, index, storage)
+
+
+def bind_port(
+    host: str, port: int, *, auto_increment: bool, attempts: int, what: str
+) -> socket.socket:
+    """Binds a listening TCP socket; with ``auto_increment``, tries the next ports when busy."""
+    last_error: OSError | None = None
+    for candidate in range(port, port + (attempts if auto_increment and port else 1)):
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        # Accepted connections inherit it: without it, a response written in two parts (headers,
+        # body) waits ~40 ms for the client's delayed ACK on every keep-alive request.
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        try:
+            sock.bind((host, candidate))
+        except OSError as exc:
+            sock.close()
+            last_error = exc
+            if exc.errno not in (errno.EADDRINUSE, errno.EACCES):
+                break
+            continue
+        sock.listen(1024)
+        if candidate != port and port:
+            log.warning("%s port %d is busy, using %d instead", what, port, candidate)
+        return sock
+    code = ErrorCode.HttpPortInUse if what == "HTTP" else ErrorCode.DicomPortInUse
+    raise ConfigurationError(
+        f"The {what} port {port} on {host} is already in use or not allowed"
+        + ("" if auto_increment else " (set Obelisk.PortAutoIncrement to try the next ports)"),
+        code=code,
+        details=str(last_error),
+    )
+
+
+def http_host(settings: Settings) -> str:
+    configured = str(settings.obelisk["BindAddress"])
+    if configured:
+        return configured
+    return "0.0.0.0" if settings["RemoteAccessAllowed"] else "127.0.0.1"
+
+
+def serve(settings: Settings) -> None:
+    """Runs the server until SIGINT/SIGTERM."""
+    host = http_host(settings)
+    http_socket = bind_port(
+        host,
+        int(settings["HttpPort"]),
+        auto_increment=bool(settings.obelisk["PortAutoIncrement"]),
+        attempts=int(settings.obelisk["PortAutoIncrementAttempts"]),
+        what="HTTP",
+    )
+    settings.values["HttpPort"] = http_socket.getsockname()[1]
+    services = open_services(settings)
+    from obelisk.http.app import create_app
+
+    app = create_app(services)
+    config = uvicorn.Config(
+        app,
+        log_level="warning",
+        access_log=False,
+        timeout_keep_alive=30,
+        lifespan="off",
+        # Server-sent event streams never end by themselves: do not wait for them on SIGTERM.
+        timeout_graceful_shutdown=3,
+        loop="auto",
+        http="auto",
+    )
+    server = uvicorn.Server(config)
+    services.start()
+    log.info(
+        "Obelisk is ready: HTTP on %s:%d, storage in %s, index %s",
+        host,
+        settings["HttpPort"],
+        settings.storage_directory,
+        settings.index_location,
+    )
+    print(f"OBELISK READY http={settings['HttpPort']}", flush=True)
+    try:
+        asyncio.run(server.serve(sockets=[http_socket]))
+    finally:
+        services.close()
+        http_socket.close()

@@ -1,0 +1,2 @@
+"""The use cases of Obelisk: the only home of business rules. Edges (HTTP, DICOM, scripts) call
+these services; the services call the index and the storage area."""

@@ -1,0 +1,175 @@
+"""Metadata and attachments of resources, with Orthanc's built-in and user-defined names."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from obelisk.core.changes import (
+    CONTENT_TYPE_NAMES,
+    USER_RANGE,
+    ChangeType,
+    ContentType,
+    MetadataType,
+)
+from obelisk.core.levels import Level
+from obelisk.core.timestamps import now_iso
+from obelisk.errors import ConfigurationError, CorruptedFile, Forbidden, InexistentItem
+from obelisk.events import EventBus, ResourceChanged
+from obelisk.index.base import Attachment, Index
+from obelisk.services.files import AttachmentReader, encode_attachment
+from obelisk.services.resources import ResourceService
+from obelisk.storage.base import StorageArea
+
+
+@dataclass(frozen=True, slots=True)
+class NameTable:
+    """Two-way names ↔ numbers, built-in and user-defined."""
+
+    by_name: dict[str, int]
+    by_number: dict[int, str]
+
+    @classmethod
+    def build(cls, builtin: dict[str, int], user: dict[str, Any], option: str) -> NameTable:
+        by_name = dict(builtin)
+        for name, spec in user.items():
+            number = spec[0] if isinstance(spec, list) and spec else spec
+            if not isinstance(number, int) or number not in USER_RANGE:
+                raise ConfigurationError(
+                    f'"{option}" entry "{name}" must be a number in 1024..65535'
+                )
+            by_name[name] = number
+        return cls(by_name, {number: name for name, number in by_name.items()})
+
+    def number(self, name: str) -> int:
+        if name in self.by_name:
+            return self.by_name[name]
+        if name.isdigit():
+            return int(name)
+        raise InexistentItem(f"Unknown name: {name}")
+
+    def name(self, number: int) -> str:
+        return self.by_number.get(number, str(number))
+
+
+class AnnotationService:
+    def __init__(
+        self,
+        index: Index,
+        storage: StorageArea,
+        resources: ResourceService,
+        bus: EventBus,
+        *,
+        user_metadata: dict[str, Any],
+        user_content_types: dict[str, Any],
+        compress: bool,
+    ) -> None:
+        self._index = index
+        self._storage = storage
+        self._resources = resources
+        self._bus = bus
+        self._compress = compress
+        self.reader = AttachmentReader(storage)
+        self.metadata_names = NameTable.build(
+            {m.name: int(m) for m in MetadataType}, user_metadata, "UserMetadata"
+        )
+        self.content_names = NameTable.build(
+            {name: int(t) for t, name in CONTENT_TYPE_NAMES.items()},
+            user_content_types,
+            "UserContentType",
+        )
+
+    # -- metadata ----------------------------------------------------------------------------
+    def metadata(self, level: Level, public_id: str) -> dict[str, str]:
+        """Name → value, in the order of the metadata numbers (as Orthanc lists them)."""
+        resource = self._resources.get(level, public_id)
+        numbered = dict(self._index.metadata(resource.internal_id))
+        if level is not Level.INSTANCE:
+            numbered[MetadataType.LastUpdate] = resource.last_update
+        return {self.metadata_names.name(k): numbered[k] for k in sorted(numbered)}
+
+    def get_metadata(self, level: Level, public_id: str, name: str) -> str:
+        values = self.metadata(level, public_id)
+        key = self.metadata_names.name(self.metadata_names.number(name))
+        if key not in values:
+            raise InexistentItem(f"No metadata {name} on {public_id}")
+        return values[key]
+
+    def set_metadata(self, level: Level, public_id: str, name: str, value: str) -> None:
+        number = self._user_metadata_number(name)
+        resource = self._resources.get(level, public_id)
+        with self._index.write() as writer:
+            writer.set_metadata(resource.internal_id, number, value)
+            writer.log_change(ChangeType.UpdatedMetadata, level, public_id, now_iso())
+        self._bus.publish(ResourceChanged(ChangeType.UpdatedMetadata, level, public_id, now_iso()))
+
+    def delete_metadata(self, level: Level, public_id: str, name: str) -> None:
+        number = self._user_metadata_number(name)
+        resource = self._resources.get(level, public_id)
+        with self._index.write() as writer:
+            if not writer.delete_metadata(resource.internal_id, number):
+                raise InexistentItem(f"No metadata {name} on {public_id}")
+            writer.log_change(ChangeType.UpdatedMetadata, level, public_id, now_iso())
+
+    def _user_metadata_number(self, name: str) -> int:
+        number = self.metadata_names.number(name)
+        if number not in USER_RANGE:
+            raise Forbidden(f"Metadata {name} is maintained by the server and cannot be changed")
+        return number
+
+    # -- attachments -------------------------------------------------------------------------
+    def attachments(self, level: Level, public_id: str) -> list[Attachment]:
+        resource = self._resources.get(level, public_id)
+        return self._index.attachments(resource.internal_id)
+
+    def attachment(self, level: Level, public_id: str, name: str) -> Attachment:
+        number = self.content_names.number(name)
+        for attachment in self.attachments(level, public_id):
+            if attachment.content_type == number:
+                return attachment
+        raise InexistentItem(f"No attachment {name} on {public_id}")
+
+    def attachment_name(self, attachment: Attachment) -> str:
+        return self.content_names.name(attachment.content_type)
+
+    def read(self, attachment: Attachment) -> bytes:
+        return self.reader.read(attachment)
+
+    def verify_md5(self, attachment: Attachment) -> None:
+        import hashlib
+
+        stored = self.reader.read_stored(attachment)
+        if hashlib.md5(stored).hexdigest() != attachment.compressed_md5:
+            raise CorruptedFile(f"Attachment {attachment.uuid} does not match its MD5")
+        data = self.reader.read(attachment)
+        if hashlib.md5(data).hexdigest() != attachment.uncompressed_md5:
+            raise CorruptedFile(f"Attachment {attachment.uuid} does not match its MD5")
+
+    def put_attachment(self, level: Level, public_id: str, name: str, data: bytes) -> None:
+        number = self.content_names.number(name)
+        if number not in USER_RANGE:
+            raise Forbidden(f"Attachment {name} is maintained by the server and cannot be set")
+        resource = self._resources.get(level, public_id)
+        stored, attachment = encode_attachment(number, data, compress=self._compress)
+        self._storage.create(attachment.uuid, stored)
+        try:
+            with self._index.write() as writer:
+                previous = writer.set_attachment(resource.internal_id, attachment)
+                writer.log_change(ChangeType.UpdatedAttachment, level, public_id, now_iso())
+        except BaseException:
+            self._storage.remove(attachment.uuid)
+            raise
+        if previous is not None:
+            self._storage.remove(previous.uuid)
+
+    def delete_attachment(self, level: Level, public_id: str, name: str) -> None:
+        number = self.content_names.number(name)
+        if number == ContentType.Dicom:
+            raise Forbidden("The DICOM file of an instance cannot be deleted as an attachment")
+        resource = self._resources.get(level, public_id)
+        with self._index.write() as writer:
+            removed = writer.delete_attachment(resource.internal_id, number)
+            if removed is None:
+                raise InexistentItem(f"No attachment {name} on {public_id}")
+            writer.log_change(ChangeType.UpdatedAttachment, level, public_id, now_iso())
+        self._storage.remove(removed.uuid)

@@ -1,0 +1,104 @@
+"""All services of one server, built from its settings over one index and one storage area."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from obelisk.config import Settings
+from obelisk.core.levels import Level
+from obelisk.events import EventBus
+from obelisk.index.base import Index
+from obelisk.jobs.engine import JobEngine
+from obelisk.jobs.setup import build_engine
+from obelisk.services.annotations import AnnotationService
+from obelisk.services.changes import ChangeLog, StabilityMonitor
+from obelisk.services.find import FindService
+from obelisk.services.ingest import IngestOptions, IngestService
+from obelisk.services.resources import ResourceService
+from obelisk.storage.base import StorageArea
+
+
+@dataclass
+class Services:
+    settings: Settings
+    index: Index
+    storage: StorageArea
+    bus: EventBus
+    ingest: IngestService
+    resources: ResourceService
+    find: FindService
+    annotations: AnnotationService
+    changes: ChangeLog
+    stability: StabilityMonitor
+    jobs: JobEngine
+
+    def start(self) -> None:
+        self.stability.start()
+        self.jobs.start(load_saved=bool(self.settings.obelisk["LoadSavedJobs"]))
+
+    def close(self) -> None:
+        self.jobs.close()
+        self.stability.stop()
+        self.ingest.close()
+        self.bus.close()
+        self.index.close()
+
+
+def build_services(settings: Settings, index: Index, storage: StorageArea) -> Services:
+    bus = EventBus()
+    resources = ResourceService(index, storage, bus)
+    compress = bool(settings["StorageCompression"])
+    ingest = IngestService(
+        index,
+        storage,
+        bus,
+        IngestOptions(
+            overwrite=bool(settings["OverwriteInstances"]),
+            compress=compress,
+            max_batch=int(settings.obelisk["GroupCommitMaxBatch"]),
+            max_storage_size_mb=int(settings["MaximumStorageSize"]),
+            max_patient_count=int(settings["MaximumPatientCount"]),
+        ),
+        delete_patient=lambda public_id: _discard(resources.delete(Level.PATIENT, public_id)),
+    )
+    services = Services(
+        settings=settings,
+        index=index,
+        storage=storage,
+        bus=bus,
+        ingest=ingest,
+        resources=resources,
+        find=FindService(index, resources, max_results=int(settings["LimitFindResults"])),
+        annotations=AnnotationService(
+            index,
+            storage,
+            resources,
+            bus,
+            user_metadata=settings["UserMetadata"],
+            user_content_types=settings["UserContentType"],
+            compress=compress,
+        ),
+        changes=ChangeLog(index),
+        stability=StabilityMonitor(index, bus, int(settings["StableAge"])),
+        jobs=build_engine(settings, _index_location(index)),
+    )
+    try:
+        from obelisk.services.job_kinds import register_job_kinds
+    except ImportError:  # the concrete job kinds are not written yet
+        pass
+    else:
+        register_job_kinds(services.jobs, services)
+    return services
+
+
+def _index_location(index: Index) -> str:
+    """Where the job store lives: the index's PostgreSQL URL or SQLite file (":memory:" else)."""
+    url = getattr(index, "url", None)
+    if isinstance(url, str):
+        return url
+    path = getattr(index, "path", None)
+    return path if isinstance(path, str) and "mode=memory" not in path else ":memory:"
+
+
+def _discard(_: object) -> None:
+    return None

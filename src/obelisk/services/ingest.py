@@ -1,0 +1,320 @@
+"""Receiving instances: parse the header, store the bytes, index them — durable before acknowledged.
+
+Every entry point (REST upload, C-STORE, STOW-RS, scripts) calls :meth:`IngestService.store` from
+its own thread. The caller parses the header and writes the file (``fsync``-ed by the storage
+area); a single :class:`GroupCommitter` thread then writes the index rows of every instance
+waiting at that moment in one transaction, so four concurrent uploads cost one commit, not four.
+A caller returns only once its transaction has committed: an acknowledged instance always has
+both its file and its index row. A crash in between leaves at most an orphan file, never a row
+without a file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass
+
+from obelisk.core.changes import ChangeType, ContentType, MetadataType
+from obelisk.core.identifiers import ResourceIds
+from obelisk.core.levels import Level
+from obelisk.core.parsing import ParsedInstance, parse_instance
+from obelisk.core.timestamps import now_iso
+from obelisk.errors import ObeliskError
+from obelisk.events import EventBus, InstanceStored, ResourceChanged
+from obelisk.index.base import Index, NewInstance, StoreOutcome
+from obelisk.services.files import encode_attachment
+from obelisk.storage.base import StorageArea
+
+log = logging.getLogger("obelisk.ingest")
+
+
+class StoreStatus(enum.Enum):
+    Success = "Success"
+    AlreadyStored = "AlreadyStored"
+    Failure = "Failure"
+    FilteredOut = "FilteredOut"
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """Where an instance came from; recorded as Orthanc's Origin/RemoteAET/… metadata."""
+
+    kind: str = "Unknown"  # RestApi | DicomProtocol | Lua | Plugins | Unknown
+    remote_aet: str = ""
+    called_aet: str = ""
+    remote_ip: str = ""
+    http_username: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class StoreResult:
+    status: StoreStatus
+    ids: ResourceIds
+
+
+#: Decides whether a parsed instance may be stored (Lua's ReceivedInstanceFilter, Python hooks).
+InstanceFilter = Callable[[ParsedInstance, Origin], bool]
+
+
+@dataclass(frozen=True, slots=True)
+class IngestOptions:
+    overwrite: bool = False
+    compress: bool = False
+    max_batch: int = 256
+    max_storage_size_mb: int = 0
+    max_patient_count: int = 0
+    reject_when_full: bool = False
+
+
+@dataclass(slots=True)
+class _Pending:
+    new: NewInstance
+    #: Blobs written without ``fsync``: flushed by the committer, all of a batch at once.
+    unsynced: tuple[str, ...]
+    future: Future[StoreOutcome]
+
+
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    parsed: ParsedInstance
+    new: NewInstance
+    uuid: str
+
+
+class GroupCommitter:
+    """One thread that commits the index rows of many instances per transaction."""
+
+    def __init__(
+        self,
+        index: Index,
+        storage: StorageArea,
+        *,
+        overwrite: bool,
+        max_batch: int,
+        after_commit: Callable[[list[tuple[NewInstance, StoreOutcome]]], None],
+    ) -> None:
+        self._index = index
+        self._storage = storage
+        self._overwrite = overwrite
+        self._max_batch = max(1, max_batch)
+        self._after_commit = after_commit
+        self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="obelisk-commit", daemon=True)
+        self._thread.start()
+        self.batches = 0
+        self.committed = 0
+
+    def submit(self, new: NewInstance, unsynced: tuple[str, ...] = ()) -> Future[StoreOutcome]:
+        future: Future[StoreOutcome] = Future()
+        self._queue.put(_Pending(new, unsynced, future))
+        return future
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            batch = [first]
+            stop = False
+            while len(batch) < self._max_batch:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    stop = True
+                    break
+                batch.append(item)
+            self._commit(batch)
+            if stop:
+                return
+
+    def _commit(self, batch: list[_Pending]) -> None:
+        now = now_iso()
+        try:
+            # Files first: an index row must never point at a file a power loss could take away.
+            self._storage.sync([uuid for pending in batch for uuid in pending.unsynced])
+        except Exception as exc:
+            log.exception("Cannot flush received files to the storage area")
+            for pending in batch:
+                pending.future.set_exception(exc)
+            return
+        try:
+            with self._index.write() as writer:
+                outcomes = [
+                    writer.store_instance(p.new, overwrite=self._overwrite, now=now) for p in batch
+                ]
+        except Exception:
+            if len(batch) > 1:  # find the culprit: commit one by one
+                for pending in batch:
+                    self._commit([pending])
+                return
+            log.exception("Cannot index instance %s", batch[0].new.public_ids[3])
+            batch[0].future.set_exception(ObeliskError("Cannot store an instance in the index"))
+            return
+        self.batches += 1
+        self.committed += len(batch)
+        done = [(p.new, o) for p, o in zip(batch, outcomes, strict=True)]
+        try:
+            self._after_commit(done)
+        finally:
+            for pending, outcome in zip(batch, outcomes, strict=True):
+                pending.future.set_result(outcome)
+
+
+class IngestService:
+    def __init__(
+        self,
+        index: Index,
+        storage: StorageArea,
+        bus: EventBus,
+        options: IngestOptions,
+        *,
+        delete_patient: Callable[[str], None] | None = None,
+    ) -> None:
+        self._index = index
+        self._storage = storage
+        self._bus = bus
+        self._options = options
+        self._delete_patient = delete_patient
+        self.filters: list[InstanceFilter] = []
+        self._committer = GroupCommitter(
+            index,
+            storage,
+            overwrite=options.overwrite,
+            max_batch=options.max_batch,
+            after_commit=self._after_commit,
+        )
+
+    @property
+    def committer(self) -> GroupCommitter:
+        return self._committer
+
+    def close(self) -> None:
+        self._committer.close()
+
+    def store(self, data: bytes, origin: Origin) -> StoreResult:
+        """Stores one DICOM file; blocks until it is durable. Raises ``BadFileFormat``."""
+        prepared = self._prepare(data, origin)
+        if isinstance(prepared, StoreResult):
+            return prepared
+        future = self._committer.submit(prepared.new, (prepared.uuid,))
+        try:
+            outcome = future.result()
+        except BaseException:
+            self._storage.remove(prepared.uuid)
+            raise
+        return self._finish(prepared, outcome, origin)
+
+    async def store_async(self, data: bytes, origin: Origin) -> StoreResult:
+        """:meth:`store` for an event loop: parses in the loop, awaits the commit."""
+        prepared = self._prepare(data, origin)
+        if isinstance(prepared, StoreResult):
+            return prepared
+        future = self._committer.submit(prepared.new, (prepared.uuid,))
+        try:
+            outcome = await asyncio.wrap_future(future)
+        except BaseException:
+            self._storage.remove(prepared.uuid)
+            raise
+        return self._finish(prepared, outcome, origin)
+
+    def _prepare(self, data: bytes, origin: Origin) -> _Prepared | StoreResult:
+        """Parses, filters, de-duplicates and writes the file (not yet flushed)."""
+        parsed = parse_instance(data)
+        for accept in self.filters:
+            if not accept(parsed, origin):
+                return StoreResult(StoreStatus.FilteredOut, parsed.ids)
+        if not self._options.overwrite and self._index.lookup(parsed.ids.instance) is not None:
+            return StoreResult(StoreStatus.AlreadyStored, parsed.ids)
+        stored, attachment = encode_attachment(
+            ContentType.Dicom, data, compress=self._options.compress
+        )
+        self._storage.write(attachment.uuid, stored)
+        new = NewInstance(
+            public_ids=parsed.ids.by_level(),
+            main_tags=parsed.main_tags,
+            attachments=(attachment,),
+            metadata=_instance_metadata(parsed, origin),
+        )
+        return _Prepared(parsed, new, attachment.uuid)
+
+    def _finish(self, prepared: _Prepared, outcome: StoreOutcome, origin: Origin) -> StoreResult:
+        if outcome.already_stored:
+            self._storage.remove(prepared.uuid)
+            return StoreResult(StoreStatus.AlreadyStored, prepared.parsed.ids)
+        self._bus.publish(
+            InstanceStored(prepared.parsed.ids.instance, origin.kind, origin.remote_aet)
+        )
+        return StoreResult(StoreStatus.Success, prepared.parsed.ids)
+
+    def _after_commit(self, done: list[tuple[NewInstance, StoreOutcome]]) -> None:
+        """Runs on the committer thread once a batch is durable."""
+        now = now_iso()
+        for new, outcome in done:
+            for uuid in outcome.replaced_uuids:
+                self._storage.remove(uuid)
+            if outcome.already_stored:
+                continue
+            self._bus.publish(
+                ResourceChanged(ChangeType.NewInstance, Level.INSTANCE, new.public_ids[3], now)
+            )
+            for level, change in (
+                (Level.SERIES, ChangeType.NewSeries),
+                (Level.STUDY, ChangeType.NewStudy),
+                (Level.PATIENT, ChangeType.NewPatient),
+            ):
+                if level in outcome.created:
+                    self._bus.publish(ResourceChanged(change, level, new.public_ids[level], now))
+        if self._options.max_storage_size_mb or self._options.max_patient_count:
+            self._recycle(keep=done[-1][0].public_ids[0])
+
+    def _recycle(self, keep: str) -> None:
+        """Deletes the oldest unprotected patients while a storage limit is exceeded."""
+        if self._delete_patient is None:
+            return
+        max_bytes = self._options.max_storage_size_mb * 1024 * 1024
+        max_patients = self._options.max_patient_count
+        while True:
+            totals = self._index.totals()
+            too_big = bool(max_bytes) and totals.compressed_size > max_bytes
+            too_many = bool(max_patients) and totals.patients > max_patients
+            if not (too_big or too_many):
+                return
+            victim = self._index.oldest_unprotected_patient(exclude=keep)
+            if victim is None:
+                log.warning("Storage limit exceeded, but every other patient is protected")
+                return
+            log.info("Recycling patient %s to honour the storage limits", victim.public_id)
+            self._delete_patient(victim.public_id)
+
+
+def _instance_metadata(parsed: ParsedInstance, origin: Origin) -> dict[int, str]:
+    metadata = {
+        MetadataType.ReceptionDate: now_iso(),
+        MetadataType.RemoteAET: origin.remote_aet,
+        MetadataType.Origin: origin.kind,
+        MetadataType.TransferSyntax: parsed.transfer_syntax,
+        MetadataType.SopClassUid: parsed.sop_class_uid,
+    }
+    if parsed.index_in_series is not None:
+        metadata[MetadataType.IndexInSeries] = str(parsed.index_in_series)
+    if origin.kind in ("RestApi", "DicomProtocol"):
+        metadata[MetadataType.RemoteIP] = origin.remote_ip
+    if origin.kind == "RestApi":
+        metadata[MetadataType.HttpUsername] = origin.http_username
+    if origin.kind == "DicomProtocol":
+        metadata[MetadataType.CalledAET] = origin.called_aet
+    if parsed.pixel_data_offset is not None:
+        metadata[MetadataType.PixelDataOffset] = str(parsed.pixel_data_offset)
+    return {int(k): v for k, v in metadata.items()}

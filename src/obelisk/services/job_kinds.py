@@ -1,0 +1,98 @@
+"""Registers the job kinds of this package with the engine: factories (rebuild from a snapshot)
+and validators (build from a queue request such as an item of ``POST /queue/batch``).
+
+Queue requests::
+
+    {"Type": "Archive", "Resources": [ids], "Transcode": uid, "Compression": "deflate"}
+    {"Type": "Media", "Resources": [ids], "Extended": true}
+    {"Type": "ResourceModification", "Level": "Study", "Resource": id, "Anonymize": false,
+     ...the body of /modify or /anonymize...}
+    {"Type": "SplitStudy", "Study": id, ...the body of /split...}
+    {"Type": "MergeStudy", "Study": id, ...the body of /merge...}
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from obelisk.core.levels import Level
+from obelisk.errors import BadRequest
+from obelisk.jobs.model import Job
+from obelisk.services.archives import ArchiveJob, ArchiveOptions, plan_archive
+from obelisk.services.modification import (
+    MergeStudyJob,
+    ModificationService,
+    OriginInfo,
+    ResourceModificationJob,
+    SplitStudyJob,
+)
+
+if TYPE_CHECKING:
+    from obelisk.jobs.engine import JobEngine
+    from obelisk.services.context import Services
+
+
+def archive_options(body: dict[str, Any], *, media: bool) -> ArchiveOptions:
+    transcode = body.get("Transcode")
+    if transcode is not None and not isinstance(transcode, str):
+        raise BadRequest('"Transcode" must be a transfer syntax UID')
+    compression = body.get("Compression", "none")
+    if compression not in ("none", "stored", "deflate"):
+        raise BadRequest('"Compression" must be "none" (stored) or "deflate"')
+    extended = body.get("Extended", False)
+    if not isinstance(extended, bool):
+        raise BadRequest('"Extended" must be a Boolean')
+    return ArchiveOptions(
+        media=media,
+        extended=extended,
+        deflate=compression == "deflate",
+        transcode=transcode or None,
+    )
+
+
+def _string(request: dict[str, Any], key: str) -> str:
+    value = request.get(key)
+    if not isinstance(value, str) or not value:
+        raise BadRequest(f'Field "{key}" is required and must be a string')
+    return value
+
+
+def register_job_kinds(engine: JobEngine, services: Services) -> None:
+    modifications = ModificationService(services)
+
+    def archive_from_request(request: dict[str, Any]) -> Job:
+        resources = request.get("Resources")
+        if not isinstance(resources, list) or not all(isinstance(r, str) for r in resources):
+            raise BadRequest('"Resources" must be a list of Orthanc identifiers')
+        media = request.get("Type") == "Media"
+        options = archive_options(request, media=media)
+        return ArchiveJob.create(services, plan_archive(services, resources, media=media), options)
+
+    def modification_from_request(request: dict[str, Any]) -> Job:
+        try:
+            level = Level.parse(_string(request, "Level"))
+        except KeyError as exc:
+            raise BadRequest("Unknown level") from exc
+        return modifications.modification_job(
+            level,
+            _string(request, "Resource"),
+            request,
+            anonymize=bool(request.get("Anonymize", False)),
+            origin=OriginInfo(kind="RestApi"),
+        )
+
+    def split_from_request(request: dict[str, Any]) -> Job:
+        return modifications.split_job(_string(request, "Study"), request, OriginInfo())
+
+    def merge_from_request(request: dict[str, Any]) -> Job:
+        return modifications.merge_job(_string(request, "Study"), request, OriginInfo())
+
+    engine.register_kind("Archive", lambda s: ArchiveJob(services, s), archive_from_request)
+    engine.register_kind("Media", lambda s: ArchiveJob(services, s), archive_from_request)
+    engine.register_kind(
+        "ResourceModification",
+        lambda s: ResourceModificationJob(services, s),
+        modification_from_request,
+    )
+    engine.register_kind("SplitStudy", lambda s: SplitStudyJob(services, s), split_from_request)
+    engine.register_kind("MergeStudy", lambda s: MergeStudyJob(services, s), merge_from_request)

@@ -1,0 +1,206 @@
+"""The resource tree: look-ups, navigation, listing, deletion and statistics."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pydicom
+
+from obelisk.core.changes import ChangeType, ContentType, MetadataType
+from obelisk.core.levels import Level
+from obelisk.core.series import series_status
+from obelisk.core.timestamps import now_iso
+from obelisk.errors import BadFileFormat, UnknownResource
+from obelisk.events import EventBus, ResourceChanged
+from obelisk.index.base import Attachment, DeleteOutcome, Index, Resource
+from obelisk.services.files import AttachmentReader
+from obelisk.storage.base import StorageArea
+
+
+@dataclass(frozen=True, slots=True)
+class ResourceView:
+    """A resource with what its JSON rendering needs beyond its index row."""
+
+    resource: Resource
+    #: Instances: the DICOM attachment and IndexInSeries.
+    dicom: Attachment | None = None
+    index_in_series: int | None = None
+    #: Series: ExpectedNumberOfInstances and the completeness status.
+    expected_instances: int | None = None
+    status: str = "Unknown"
+
+
+@dataclass(frozen=True, slots=True)
+class ResourceStatistics:
+    level: Level
+    counts: dict[Level, int]
+    disk_size: int
+    uncompressed_size: int
+    dicom_disk_size: int
+    dicom_uncompressed_size: int
+
+
+class ResourceService:
+    def __init__(self, index: Index, storage: StorageArea, bus: EventBus) -> None:
+        self.index = index
+        self.reader = AttachmentReader(storage)
+        self._storage = storage
+        self._bus = bus
+
+    # -- look-ups ----------------------------------------------------------------------------
+    def get(self, level: Level, public_id: str) -> Resource:
+        resource = self.index.lookup(public_id, level)
+        if resource is None:
+            raise UnknownResource(f"Unknown {level.title.lower()}: {public_id}")
+        return resource
+
+    def get_any(self, public_id: str) -> Resource:
+        resource = self.index.lookup(public_id)
+        if resource is None:
+            raise UnknownResource(f"Unknown resource: {public_id}")
+        return resource
+
+    def view(self, level: Level, public_id: str) -> ResourceView:
+        return self.views([self.get(level, public_id)])[0]
+
+    def views(self, resources: Sequence[Resource]) -> list[ResourceView]:
+        """Adds the per-level extras with one query per kind, not one per resource."""
+        instance_ids = [r.internal_id for r in resources if r.level is Level.INSTANCE]
+        series_ids = [r.internal_id for r in resources if r.level is Level.SERIES]
+        dicom = self.index.attachments_of_many(instance_ids, ContentType.Dicom)
+        positions = self.index.metadata_of_many(instance_ids, MetadataType.IndexInSeries)
+        expected = self.index.metadata_of_many(series_ids, MetadataType.ExpectedNumberOfInstances)
+        result = []
+        for resource in resources:
+            rid = resource.internal_id
+            if resource.level is Level.INSTANCE:
+                position = positions.get(rid)
+                result.append(
+                    ResourceView(
+                        resource,
+                        dicom=dicom.get(rid),
+                        index_in_series=int(position) if position else None,
+                    )
+                )
+            elif resource.level is Level.SERIES:
+                count = int(expected[rid]) if rid in expected else None
+                status = series_status(count, self._indexes_in_series(rid)) if count else "Unknown"
+                result.append(ResourceView(resource, expected_instances=count, status=status))
+            else:
+                result.append(ResourceView(resource))
+        return result
+
+    def _indexes_in_series(self, series_internal_id: int) -> list[int | None]:
+        instance_ids = [f.internal_id for f in self.index.instance_files(series_internal_id)]
+        positions = self.index.metadata_of_many(instance_ids, MetadataType.IndexInSeries)
+        return [int(positions[i]) if i in positions else None for i in instance_ids]
+
+    def list_ids(self, level: Level, *, since: int, limit: int | None) -> list[str]:
+        return self.index.list_public_ids(level, since=since, limit=limit)
+
+    def list_views(self, level: Level, *, since: int, limit: int | None) -> list[ResourceView]:
+        ids = self.index.list_internal_ids(level, since=since, limit=limit)
+        return self.views(self.index.get_by_internal_ids(ids, children=True))
+
+    def views_of_internal(self, internal_ids: Sequence[int]) -> list[ResourceView]:
+        return self.views(self.index.get_by_internal_ids(internal_ids, children=True))
+
+    # -- navigation --------------------------------------------------------------------------
+    def descendants(self, level: Level, public_id: str, target: Level) -> list[ResourceView]:
+        """``/studies/{id}/instances`` and friends: every resource of ``target`` below."""
+        root = self.get(level, public_id)
+        if target is Level.INSTANCE:
+            files = self.index.instance_files(root.internal_id)
+            return self.views_of_internal([f.internal_id for f in files])
+        resources = [root]
+        while resources and resources[0].level < target:
+            resources = [
+                self.get_any(child) for resource in resources for child in resource.children
+            ]
+        return self.views(resources)
+
+    def ancestor(self, level: Level, public_id: str, target: Level) -> ResourceView:
+        """``/instances/{id}/study`` and friends."""
+        resource = self.get(level, public_id)
+        while resource.level > target:
+            assert resource.parent_public_id is not None
+            resource = self.get_any(resource.parent_public_id)
+        return self.views([resource])[0]
+
+    def instances_of(self, level: Level, public_id: str) -> list[Resource]:
+        files = self.index.instance_files(self.get(level, public_id).internal_id)
+        return self.index.get_by_internal_ids([f.internal_id for f in files], children=False)
+
+    # -- DICOM content -----------------------------------------------------------------------
+    def dicom_attachment(self, public_id: str) -> Attachment:
+        instance = self.get(Level.INSTANCE, public_id)
+        found = self.index.attachments_of_many([instance.internal_id], ContentType.Dicom)
+        if instance.internal_id not in found:
+            raise UnknownResource(f"Instance {public_id} has no DICOM file")
+        return found[instance.internal_id]
+
+    def dicom_bytes(self, public_id: str) -> bytes:
+        return self.reader.read(self.dicom_attachment(public_id))
+
+    def dataset(self, public_id: str, *, stop_before_pixels: bool = False) -> pydicom.Dataset:
+        data = self.dicom_bytes(public_id)
+        try:
+            return pydicom.dcmread(io.BytesIO(data), stop_before_pixels=stop_before_pixels)
+        except Exception as exc:
+            raise BadFileFormat(f"Cannot parse the stored file of {public_id}") from exc
+
+    def any_instance(self, level: Level, public_id: str) -> str:
+        """One instance below a resource (Orthanc reads patient/study modules from it)."""
+        files = self.index.instance_files(self.get(level, public_id).internal_id)
+        if not files:
+            raise UnknownResource(f"No instance below {public_id}")
+        return files[0].public_id
+
+    # -- deletion and statistics -------------------------------------------------------------
+    def delete(self, level: Level, public_id: str) -> DeleteOutcome:
+        resource = self.get(level, public_id)
+        now = now_iso()
+        with self.index.write() as writer:
+            outcome = writer.delete_resource(resource.internal_id, now=now)
+        for uuid in outcome.removed_uuids:
+            self._storage.remove(uuid)
+        for deleted_level, deleted_id in outcome.deleted:
+            self._bus.publish(ResourceChanged(ChangeType.Deleted, deleted_level, deleted_id, now))
+        return outcome
+
+    def statistics(self, level: Level, public_id: str) -> ResourceStatistics:
+        resource = self.get(level, public_id)
+        counts, disk, uncompressed = self.index.subtree_totals(resource.internal_id)
+        dicom = self.index.instance_files(resource.internal_id)
+        return ResourceStatistics(
+            level=level,
+            counts=counts,
+            disk_size=disk,
+            uncompressed_size=uncompressed,
+            dicom_disk_size=sum(f.attachment.compressed_size for f in dicom),
+            dicom_uncompressed_size=sum(f.attachment.uncompressed_size for f in dicom),
+        )
+
+    def lookup(self, value: str) -> list[Resource]:
+        return self.index.lookup_identifier(value.strip())
+
+    def set_protected(self, public_id: str, protected: bool) -> None:
+        resource = self.get(Level.PATIENT, public_id)
+        with self.index.write() as writer:
+            writer.set_protected(resource.internal_id, protected)
+
+    def shared_tags(self, level: Level, public_id: str) -> dict[str, Any]:
+        """Tags with the same value in every instance below a resource (full JSON form)."""
+        from obelisk.core.dicom_json import full_tags
+
+        shared: dict[str, Any] | None = None
+        for instance in self.index.instance_files(self.get(level, public_id).internal_id):
+            tags = full_tags(self.dataset(instance.public_id, stop_before_pixels=True))
+            if shared is None:
+                shared = tags
+            else:
+                shared = {k: v for k, v in shared.items() if tags.get(k) == v}
+        return shared or {}

@@ -1,0 +1,276 @@
+"""The storage area protocol, against the filesystem and memory implementations."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from obelisk.errors import InexistentItem, ObeliskError
+from obelisk.storage import FilesystemStorage, MemoryStorage, StorageArea
+
+UUID = "abcdef01-2345-6789-abcd-ef0123456789"
+OTHER = "ab99cd00-0000-0000-0000-000000000000"
+
+
+@pytest.fixture(params=["filesystem", "filesystem-nofsync", "memory"])
+def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StorageArea]:
+    if request.param == "memory":
+        yield MemoryStorage()
+    else:
+        yield FilesystemStorage(tmp_path / "storage", fsync=request.param == "filesystem")
+
+
+def test_create_read_and_size(storage: StorageArea) -> None:
+    data = bytes(range(256)) * 10
+    storage.create(UUID, data)
+    assert storage.exists(UUID)
+    assert storage.read(UUID) == data
+    assert storage.size(UUID) == len(data)
+    assert not storage.exists(OTHER)
+
+
+def test_empty_blob(storage: StorageArea) -> None:
+    storage.create(UUID, b"")
+    assert storage.exists(UUID)
+    assert storage.read(UUID) == b""
+    assert storage.size(UUID) == 0
+    assert list(storage.open_chunks(UUID)) == []
+
+
+def test_create_accepts_any_bytes_like(storage: StorageArea) -> None:
+    storage.create(UUID, memoryview(bytearray(b"view")))  # type: ignore[arg-type]
+    assert storage.read(UUID) == b"view"
+
+
+def test_create_again_replaces(storage: StorageArea) -> None:
+    storage.create(UUID, b"first version, longer")
+    storage.create(UUID, b"second")
+    assert storage.read(UUID) == b"second"
+
+
+def test_read_range(storage: StorageArea) -> None:
+    storage.create(UUID, b"0123456789")
+    assert storage.read_range(UUID, 0, 4) == b"0123"
+    assert storage.read_range(UUID, 3, 7) == b"3456"
+    assert storage.read_range(UUID, 8, 100) == b"89"
+    assert storage.read_range(UUID, 5, 5) == b""
+    assert storage.read_range(UUID, 20, 30) == b""
+
+
+@pytest.mark.parametrize("chunk_size", [1, 3, 10, 4096])
+def test_open_chunks(storage: StorageArea, chunk_size: int) -> None:
+    data = b"0123456789"
+    storage.create(UUID, data)
+    chunks = list(storage.open_chunks(UUID, chunk_size))
+    assert b"".join(chunks) == data
+    assert all(len(c) == chunk_size for c in chunks[:-1])
+    assert 0 < len(chunks[-1]) <= chunk_size
+
+
+def test_remove(storage: StorageArea) -> None:
+    storage.create(UUID, b"data")
+    storage.create(OTHER, b"other")
+    storage.remove(UUID)
+    assert not storage.exists(UUID)
+    assert storage.read(OTHER) == b"other"
+    storage.remove(UUID)  # removing a missing blob is not an error
+    storage.create(UUID, b"again")  # and the same uuid can be written again
+    assert storage.read(UUID) == b"again"
+
+
+@pytest.mark.parametrize("operation", ["read", "read_range", "open_chunks", "size"])
+def test_missing_blob_is_an_inexistent_item(storage: StorageArea, operation: str) -> None:
+    calls = {
+        "read": lambda: storage.read(UUID),
+        "read_range": lambda: storage.read_range(UUID, 0, 10),
+        "open_chunks": lambda: storage.open_chunks(UUID),
+        "size": lambda: storage.size(UUID),
+    }
+    with pytest.raises(InexistentItem):
+        calls[operation]()
+
+
+def test_list_uuids(storage: StorageArea) -> None:
+    assert list(storage.list_uuids()) == []
+    storage.create(UUID, b"a")
+    storage.create(OTHER, b"b")
+    assert sorted(storage.list_uuids()) == sorted([UUID, OTHER])
+
+
+def test_concurrent_writers(storage: StorageArea) -> None:
+    uuids = [f"{n:08x}-0000-0000-0000-000000000000" for n in range(64)]
+
+    def write(start: int) -> None:
+        for uuid in uuids[start::4]:
+            storage.create(uuid, uuid.encode())
+            storage.remove(uuid) if uuid.startswith("0000000f") else None
+
+    threads = [threading.Thread(target=write, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for uuid in uuids:
+        if uuid.startswith("0000000f"):
+            assert not storage.exists(uuid)
+        else:
+            assert storage.read(uuid) == uuid.encode()
+
+
+# -- the filesystem layout -------------------------------------------------------------------
+
+
+def _files(root: Path) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+
+
+def test_orthanc_fan_out_layout(tmp_path: Path) -> None:
+    storage = FilesystemStorage(tmp_path)
+    storage.create(UUID, b"x")
+    assert _files(tmp_path) == [f"ab/cd/{UUID}"]
+    assert (tmp_path / "ab" / "cd" / UUID).read_bytes() == b"x"
+    assert storage.path(UUID) == tmp_path / "ab" / "cd" / UUID
+
+
+def test_existing_orthanc_files_are_readable(tmp_path: Path) -> None:
+    (tmp_path / "ab" / "cd").mkdir(parents=True)
+    (tmp_path / "ab" / "cd" / UUID).write_bytes(b"written by Orthanc")
+    storage = FilesystemStorage(tmp_path)
+    assert storage.read(UUID) == b"written by Orthanc"
+    assert list(storage.list_uuids()) == [UUID]
+
+
+def test_atomic_write_leaves_no_temporary_file(tmp_path: Path) -> None:
+    storage = FilesystemStorage(tmp_path)
+    for n in range(20):
+        storage.create(f"abcd{n:04d}-0000-0000-0000-000000000000", b"data" * n)
+    assert all(not name.split("/")[-1].startswith(".") for name in _files(tmp_path))
+    assert len(_files(tmp_path)) == 20
+
+
+def test_failed_write_leaves_neither_blob_nor_temporary_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    storage = FilesystemStorage(tmp_path)
+    storage.create(OTHER, b"kept")
+
+    def failing_write(fd: int, data: bytes) -> int:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "write", failing_write)
+    with pytest.raises(ObeliskError) as raised:
+        storage.create(UUID, b"lost")
+    monkeypatch.undo()
+    assert raised.value.code.name == "FullStorage"
+    assert not storage.exists(UUID)
+    assert _files(tmp_path) == [f"ab/99/{OTHER}"]
+
+
+def test_a_failed_write_keeps_the_previous_version(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    storage = FilesystemStorage(tmp_path)
+    storage.create(UUID, b"previous")
+
+    def failing_fsync(fd: int) -> None:
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(os, "fsync", failing_fsync)
+    with pytest.raises(ObeliskError):
+        storage.create(UUID, b"next")
+    monkeypatch.undo()
+    assert storage.read(UUID) == b"previous"
+    assert _files(tmp_path) == [f"ab/cd/{UUID}"]
+
+
+def test_remove_prunes_empty_folders(tmp_path: Path) -> None:
+    storage = FilesystemStorage(tmp_path)
+    storage.create(UUID, b"a")
+    storage.create(OTHER, b"b")  # same ab/ folder, another second level
+    storage.remove(UUID)
+    assert not (tmp_path / "ab" / "cd").exists()
+    assert (tmp_path / "ab" / "cd").parent.exists()
+    storage.remove(OTHER)
+    assert not (tmp_path / "ab").exists()
+    storage.create(UUID, b"again")  # folders come back on demand
+    assert storage.read(UUID) == b"again"
+
+
+@pytest.mark.parametrize("bad", ["", "abc", "../../etc/passwd", "ab/cd/ef", ".hidden-uuid"])
+def test_bad_uuids_never_escape_the_root(tmp_path: Path, bad: str) -> None:
+    storage = FilesystemStorage(tmp_path / "root")
+    with pytest.raises(InexistentItem):
+        storage.read(bad)
+    with pytest.raises(InexistentItem):
+        storage.create(bad, b"x")
+
+
+def test_creates_and_removes_racing_in_one_folder(tmp_path: Path) -> None:
+    """``remove`` prunes folders that concurrent ``create`` calls are about to use."""
+    storage = FilesystemStorage(tmp_path, fsync=False)
+    errors: list[BaseException] = []
+
+    def churn(worker: int) -> None:
+        uuid = f"abcd{worker:04d}-0000-0000-0000-000000000000"
+        try:
+            for round_number in range(300):
+                storage.create(uuid, b"%d" % round_number)
+                assert storage.read(uuid) == b"%d" % round_number
+                storage.remove(uuid)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=churn, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert _files(tmp_path) == []
+
+
+# -- write + sync: blobs made durable in batches ------------------------------------------------
+
+
+def test_write_then_sync(storage: StorageArea) -> None:
+    uuids = [f"{n:04x}ab00-0000-0000-0000-000000000000" for n in range(20)]
+    for uuid in uuids:
+        storage.write(uuid, uuid.encode() * 3)
+    storage.sync(uuids)
+    assert all(storage.read(uuid) == uuid.encode() * 3 for uuid in uuids)
+    assert sorted(storage.list_uuids()) == sorted(uuids)
+    storage.sync([])
+
+
+def test_write_never_replaces_a_blob(storage: StorageArea) -> None:
+    storage.create(UUID, b"precious")
+    with pytest.raises(ObeliskError):
+        storage.write(UUID, b"other")
+    assert storage.read(UUID) == b"precious"
+
+
+def test_sync_of_a_missing_blob(storage: StorageArea) -> None:
+    storage.write(UUID, b"here")
+    with pytest.raises(InexistentItem):
+        storage.sync([UUID, OTHER])
+
+
+def test_failed_write_leaves_no_partial_blob(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    storage = FilesystemStorage(tmp_path)
+    storage.create(OTHER, b"kept")
+
+    def failing_write(fd: int, data: bytes) -> int:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "write", failing_write)
+    with pytest.raises(ObeliskError) as raised:
+        storage.write(UUID, b"lost")
+    monkeypatch.undo()
+    assert raised.value.code.name == "FullStorage"
+    assert _files(tmp_path) == [f"ab/99/{OTHER}"]
