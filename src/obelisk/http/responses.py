@@ -24,6 +24,11 @@ def ok() -> OrthancJSON:
     return OrthancJSON({})
 
 
+def empty() -> Response:
+    """Orthanc's answer to some deletions (``DELETE /changes``): an empty text body."""
+    return Response(b"", media_type="text/plain")
+
+
 def error_body(request: Request, error: ObeliskError) -> dict[str, Any]:
     body: dict[str, Any] = {
         "HttpError": HTTPStatus(error.http_status).phrase,

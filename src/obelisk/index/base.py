@@ -81,6 +81,9 @@ class NewInstance:
     main_tags: dict[Level, dict[str, str]]
     attachments: Sequence[Attachment]
     metadata: dict[int, str]
+    #: Metadata of the series, recorded when this instance creates it (RemoteAET,
+    #: ExpectedNumberOfInstances), as Orthanc does.
+    series_metadata: dict[int, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +94,8 @@ class StoreOutcome:
     created: tuple[Level, ...] = ()
     #: Attachments replaced by an overwrite, to be removed from the storage area after commit.
     replaced_uuids: tuple[str, ...] = ()
+    #: This instance was the last one its series expected (a CompletedSeries change was logged).
+    completed_series: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +123,8 @@ class InstanceFile:
     public_id: str
     internal_id: int
     attachment: Attachment
+    series_internal_id: int = 0
+    study_internal_id: int = 0
 
 
 class IndexWriter(Protocol):
@@ -206,10 +213,16 @@ class Index(Protocol):
     ) -> dict[int, str]: ...
 
     def changes(self, since: int, limit: int) -> tuple[list[Change], int]:
-        """Changes after ``since`` (at most ``limit``), and the last sequence number."""
+        """Changes after ``since`` (at most ``limit``), and :meth:`last_change_seq`."""
         ...
 
+    def has_changes_after(self, seq: int) -> bool: ...
+
     def last_change(self) -> Change | None: ...
+
+    def last_change_seq(self) -> int:
+        """The last sequence number ever given to a change (survives deletions and clears)."""
+        ...
 
     def exports(self, since: int, limit: int) -> tuple[list[ExportedResource], int]: ...
 

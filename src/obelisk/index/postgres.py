@@ -31,6 +31,7 @@ class PostgresDialect(Dialect):
     wildcard_operator = "LIKE"
     no_limit = ""
     migration_lock = "SELECT pg_advisory_xact_lock(4201151001)"
+    last_change_seq = "SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM changes_seq_seq"
 
     def __init__(self) -> None:
         self._cache: dict[str, str] = {}

@@ -26,9 +26,10 @@ from contextlib import contextmanager
 from importlib import resources as package_files
 from typing import Any, Protocol, TypeVar
 
-from obelisk.core.changes import ChangeType
+from obelisk.core.changes import ChangeType, MetadataType
 from obelisk.core.levels import Level
 from obelisk.core.matching import Constraint, ConstraintKind, normalize
+from obelisk.core.series import series_status
 from obelisk.core.tags import IDENTIFIER_TAGS, MAIN_TAGS, main_tag_level
 from obelisk.errors import ErrorCode, ObeliskError
 from obelisk.index.base import (
@@ -80,6 +81,8 @@ class Dialect:
     no_limit = "LIMIT -1"
     #: A statement serialising concurrent migrations, when the engine needs one.
     migration_lock: str | None = None
+    #: The last sequence number ever allocated to a change, deleted or not.
+    last_change_seq = "SELECT seq FROM sqlite_sequence WHERE name = 'changes'"
 
     def sql(self, text: str) -> str:
         """The SQL written for ``sqlite3`` (``?`` placeholders) in this driver's syntax."""
@@ -105,6 +108,12 @@ class Dialect:
             cursor.executemany(sql, rows)
         finally:
             cursor.close()
+
+
+def _chunks(values: Sequence[Any], size: int) -> Iterator[list[Any]]:
+    """``values`` in lists of at most ``size`` (engines cap the parameters of one statement)."""
+    for start in range(0, len(values), size):
+        yield list(values[start : start + size])
 
 
 def literal_prefix(pattern: str) -> str:
@@ -314,6 +323,11 @@ class SqlWriter:
             [_attachment_row(instance_id, attachment) for attachment in new.attachments],
         )
         self._defer(_METADATA, [(instance_id, key, value) for key, value in new.metadata.items()])
+        if Level.SERIES in created:
+            self._defer(
+                _METADATA,
+                [(parent_id, key, value) for key, value in new.series_metadata.items()],
+            )
         changes = [(ChangeType.NewInstance, Level.INSTANCE)] + [
             (change, level)
             for level, change in (
@@ -323,16 +337,48 @@ class SqlWriter:
             )
             if level in created
         ]
+        completed = self._completes_series(parent_id, new)
+        if completed:
+            changes.append((ChangeType.CompletedSeries, Level.SERIES))
         self._defer(
             _CHANGES,
             [(int(change), int(level), new.public_ids[level], now) for change, level in changes],
         )
-        return StoreOutcome(instance_id, False, tuple(created), replaced)
+        return StoreOutcome(instance_id, False, tuple(created), replaced, completed)
+
+    def _completes_series(self, series_id: int, new: NewInstance) -> bool:
+        """Whether this instance makes its series Complete (Orthanc's CompletedSeries).
+
+        Costs a count only in series that announce their size, and the full status check only
+        when the count reaches it.
+        """
+        expected_text = new.series_metadata.get(int(MetadataType.ExpectedNumberOfInstances))
+        if not expected_text:
+            return False
+        expected = int(expected_text)
+        count = self._execute(
+            "SELECT COUNT(*) FROM resources WHERE parent_id = ?", (series_id,)
+        ).fetchone()[0]
+        if count != expected:
+            return False
+        self._flush()  # the IndexInSeries of this batch's instances
+        rows = self._execute(
+            "SELECT m.value FROM resources r LEFT JOIN metadata m ON m.resource_id = r.id "
+            "AND m.type = ? WHERE r.parent_id = ?",
+            (int(MetadataType.IndexInSeries), series_id),
+        ).fetchall()
+        indexes = [int(row[0]) if row[0] is not None else None for row in rows]
+        return series_status(expected, indexes) == "Complete"
 
     def _drop_instance(self, internal_id: int) -> tuple[str, ...]:
         """Deletes an instance being overwritten; its ancestors stay. Returns its files."""
         self._flush()  # it may have been stored earlier in this transaction
         replaced = tuple(a.uuid for a in self._attachments(internal_id))
+        self._execute(
+            "DELETE FROM changes WHERE public_id = "
+            "(SELECT public_id FROM resources WHERE id = ?)",
+            (internal_id,),
+        )
         self._execute("DELETE FROM resources WHERE id = ?", (internal_id,))
         return replaced
 
@@ -434,8 +480,11 @@ class SqlWriter:
             deleted.append((Level(row[0]), row[1]))
             self._execute("DELETE FROM resources WHERE id = ?", (parent_id,))
             parent_id = row[2]
-        for level, public_id in deleted:
-            self.log_change(ChangeType.Deleted, level, public_id, now)
+        # As Orthanc, whose changes cascade on their resource: the log forgets deleted resources
+        # instead of recording their deletion (the event bus still announces it).
+        for chunk in _chunks([public_id for _, public_id in deleted], 500):
+            marks = ", ".join("?" * len(chunk))
+            self._execute(f"DELETE FROM changes WHERE public_id IN ({marks})", chunk)
         return DeleteOutcome(uuids, remaining, tuple(deleted))
 
     def set_metadata(self, internal_id: int, metadata_type: int, value: str) -> None:
@@ -724,8 +773,7 @@ class SqlIndex:
 
     def get_by_internal_ids(self, internal_ids: Sequence[int], *, children: bool) -> list[Resource]:
         result: list[Resource] = []
-        for start in range(0, len(internal_ids), 500):
-            chunk = list(internal_ids[start : start + 500])
+        for chunk in _chunks(internal_ids, 500):
             marks = ",".join("?" * len(chunk))
             rows = self._query(
                 f"SELECT {_RESOURCE_COLUMNS} FROM resources r LEFT JOIN resources p "
@@ -787,9 +835,13 @@ class SqlIndex:
         patient tags are searched on studies for every level below the patient.
         """
         params: list[Any] = []
+        # Orthanc 1.10.1 answers instances in the order they came, and the other levels in the
+        # order of their public identifiers (it picks one instance per resource through a map
+        # keyed by them); it pages in that order.
+        order = "id" if level is Level.INSTANCE else "public_id"
         if not constraints:
             params.append(int(level))
-            sql = "SELECT id FROM resources WHERE level = ? ORDER BY id"
+            sql = f"SELECT id FROM resources WHERE level = ? ORDER BY {order}"
             return sql + self._page(since, limit, params), params
         by_level: dict[Level, list[tuple[str, list[Any]]]] = {}
         for constraint in constraints:
@@ -817,7 +869,11 @@ class SqlIndex:
                 sets.append(ancestors)
             for _, values in selects:
                 params += values
-        sql = " INTERSECT ".join(sets) + " ORDER BY 1"
+        sql = (
+            "SELECT id FROM resources WHERE id IN ("
+            + " INTERSECT ".join(sets)
+            + f") ORDER BY {order}"
+        )
         return sql + self._page(since, limit, params), params
 
     def _page(self, since: int, limit: int | None, params: list[Any]) -> str:
@@ -864,14 +920,18 @@ class SqlIndex:
     def instance_files(self, internal_id: int, content_type: int = 1) -> list[InstanceFile]:
         # Tree order: study by study, series by series, then instances, each in creation order.
         rows = self._query(
-            _SUBTREE + f"SELECT r.public_id, r.id, {_ATTACHMENT_COLUMNS} FROM subtree s "
+            _SUBTREE + f"SELECT r.public_id, r.id, r.parent_id, series.parent_id, "
+            f"{_ATTACHMENT_COLUMNS} FROM subtree s "
             "JOIN resources r ON r.id = s.id JOIN attachments a ON a.resource_id = r.id "
             "JOIN resources series ON series.id = r.parent_id "
             "WHERE r.level = 3 AND a.content_type = ? "
             "ORDER BY series.parent_id, r.parent_id, r.id",
             (internal_id, content_type),
         )
-        return [InstanceFile(row[0], row[1], _row_to_attachment(row[2:])) for row in rows]
+        return [
+            InstanceFile(row[0], row[1], _row_to_attachment(row[4:]), row[2], row[3])
+            for row in rows
+        ]
 
     def lookup_identifier(self, value: str) -> list[Resource]:
         # PatientID on patients only: studies carry a copy of it.
@@ -902,8 +962,7 @@ class SqlIndex:
     ) -> dict[int, Attachment]:
         """One attachment type for many resources, in one query per 500 ids."""
         found: dict[int, Attachment] = {}
-        for start in range(0, len(internal_ids), 500):
-            chunk = list(internal_ids[start : start + 500])
+        for chunk in _chunks(internal_ids, 500):
             marks = ",".join("?" * len(chunk))
             for row in self._query(
                 f"SELECT resource_id, {_ATTACHMENT_COLUMNS} FROM attachments "
@@ -916,8 +975,7 @@ class SqlIndex:
     def metadata_of_many(self, internal_ids: Sequence[int], metadata_type: int) -> dict[int, str]:
         """One metadata type for many resources."""
         found: dict[int, str] = {}
-        for start in range(0, len(internal_ids), 500):
-            chunk = list(internal_ids[start : start + 500])
+        for chunk in _chunks(internal_ids, 500):
             marks = ",".join("?" * len(chunk))
             for row in self._query(
                 f"SELECT resource_id, value FROM metadata WHERE type = ? "
@@ -934,10 +992,16 @@ class SqlIndex:
             "ORDER BY seq LIMIT ?",
             (since, limit),
         )
-        last = self._one("SELECT MAX(seq) FROM changes")[0] or 0
         return [
             Change(row[0], ChangeType(row[1]), Level(row[2]), row[3], row[4]) for row in rows
-        ], int(last)
+        ], self.last_change_seq()
+
+    def has_changes_after(self, seq: int) -> bool:
+        return self._one("SELECT 1 FROM changes WHERE seq > ? LIMIT 1", (seq,)) is not None
+
+    def last_change_seq(self) -> int:
+        row = self._one(self.dialect.last_change_seq)
+        return int(row[0]) if row is not None and row[0] is not None else 0
 
     def last_change(self) -> Change | None:
         row = self._one(

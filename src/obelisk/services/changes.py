@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from dataclasses import dataclass
 
 from obelisk.core.changes import ChangeType
 from obelisk.core.levels import Level
@@ -21,15 +22,34 @@ _STABLE = {
 }
 
 
+@dataclass(frozen=True)
+class ChangesPage:
+    changes: list[Change]
+    last: int
+    done: bool
+
+
 class ChangeLog:
     def __init__(self, index: Index) -> None:
         self._index = index
 
-    def changes(self, since: int, limit: int) -> tuple[list[Change], int]:
-        return self._index.changes(since, limit)
+    def changes(self, since: int, limit: int) -> ChangesPage:
+        """A page of the log as Orthanc gives it.
 
-    def last(self) -> Change | None:
-        return self._index.last_change()
+        ``last`` is the highest sequence number in the page or, for an empty page, the last one
+        ever allocated; ``done`` says that no change is left after the page.
+        """
+        found, last_allocated = self._index.changes(since, limit)
+        end = found[-1].seq if found else since
+        done = not self._index.has_changes_after(end)
+        return ChangesPage(found, found[-1].seq if found else last_allocated, done)
+
+    def last(self) -> ChangesPage:
+        """The newest change only (``/changes?last``)."""
+        newest = self._index.last_change()
+        if newest is None:
+            return ChangesPage([], self._index.last_change_seq(), True)
+        return ChangesPage([newest], newest.seq, True)
 
     def clear(self) -> None:
         with self._index.write() as writer:

@@ -16,6 +16,7 @@ import enum
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -24,10 +25,12 @@ from obelisk.core.changes import ChangeType, ContentType, MetadataType
 from obelisk.core.identifiers import ResourceIds
 from obelisk.core.levels import Level
 from obelisk.core.parsing import ParsedInstance, parse_instance
+from obelisk.core.series import expected_instances
 from obelisk.core.timestamps import now_iso
 from obelisk.errors import ObeliskError
 from obelisk.events import EventBus, InstanceStored, ResourceChanged
 from obelisk.index.base import Index, NewInstance, StoreOutcome
+from obelisk.metrics import Metrics
 from obelisk.services.files import encode_attachment
 from obelisk.storage.base import StorageArea
 
@@ -85,6 +88,7 @@ class _Prepared:
     parsed: ParsedInstance
     new: NewInstance
     uuid: str
+    started: float  # perf_counter() when the store began (orthanc_store_dicom_duration_ms)
 
 
 class GroupCommitter:
@@ -181,12 +185,14 @@ class IngestService:
         options: IngestOptions,
         *,
         delete_patient: Callable[[str], None] | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self._index = index
         self._storage = storage
         self._bus = bus
         self._options = options
         self._delete_patient = delete_patient
+        self._metrics = metrics or Metrics(enabled=False)
         self.filters: list[InstanceFilter] = []
         self._committer = GroupCommitter(
             index,
@@ -231,6 +237,7 @@ class IngestService:
 
     def _prepare(self, data: bytes, origin: Origin) -> _Prepared | StoreResult:
         """Parses, filters, de-duplicates and writes the file (not yet flushed)."""
+        started = time.perf_counter()
         parsed = parse_instance(data)
         for accept in self.filters:
             if not accept(parsed, origin):
@@ -246,10 +253,12 @@ class IngestService:
             main_tags=parsed.main_tags,
             attachments=(attachment,),
             metadata=_instance_metadata(parsed, origin),
+            series_metadata=_series_metadata(parsed, origin),
         )
-        return _Prepared(parsed, new, attachment.uuid)
+        return _Prepared(parsed, new, attachment.uuid, started)
 
     def _finish(self, prepared: _Prepared, outcome: StoreOutcome, origin: Origin) -> StoreResult:
+        self._metrics.observe_store_dicom((time.perf_counter() - prepared.started) * 1000)
         if outcome.already_stored:
             self._storage.remove(prepared.uuid)
             return StoreResult(StoreStatus.AlreadyStored, prepared.parsed.ids)
@@ -260,6 +269,7 @@ class IngestService:
 
     def _after_commit(self, done: list[tuple[NewInstance, StoreOutcome]]) -> None:
         """Runs on the committer thread once a batch is durable."""
+        self._metrics.observe_max("obelisk_group_commit_batch_size", len(done))
         now = now_iso()
         for new, outcome in done:
             for uuid in outcome.replaced_uuids:
@@ -276,6 +286,12 @@ class IngestService:
             ):
                 if level in outcome.created:
                     self._bus.publish(ResourceChanged(change, level, new.public_ids[level], now))
+            if outcome.completed_series:
+                self._bus.publish(
+                    ResourceChanged(
+                        ChangeType.CompletedSeries, Level.SERIES, new.public_ids[2], now
+                    )
+                )
         if self._options.max_storage_size_mb or self._options.max_patient_count:
             self._recycle(keep=done[-1][0].public_ids[0])
 
@@ -297,6 +313,14 @@ class IngestService:
                 return
             log.info("Recycling patient %s to honour the storage limits", victim.public_id)
             self._delete_patient(victim.public_id)
+
+
+def _series_metadata(parsed: ParsedInstance, origin: Origin) -> dict[int, str]:
+    metadata = {int(MetadataType.RemoteAET): origin.remote_aet}
+    expected = expected_instances(parsed.main_tags.get(Level.SERIES, {}))
+    if expected is not None:
+        metadata[int(MetadataType.ExpectedNumberOfInstances)] = str(expected)
+    return metadata
 
 
 def _instance_metadata(parsed: ParsedInstance, origin: Origin) -> dict[int, str]:

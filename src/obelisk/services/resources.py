@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import pydicom
 
@@ -15,9 +15,11 @@ from obelisk.core.series import series_status
 from obelisk.core.timestamps import now_iso
 from obelisk.errors import BadFileFormat, UnknownResource
 from obelisk.events import EventBus, ResourceChanged
-from obelisk.index.base import Attachment, DeleteOutcome, Index, Resource
+from obelisk.index.base import Attachment, DeleteOutcome, Index, InstanceFile, Resource
 from obelisk.services.files import AttachmentReader
 from obelisk.storage.base import StorageArea
+
+_Node = TypeVar("_Node")
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,12 +116,15 @@ class ResourceService:
         root = self.get(level, public_id)
         if target is Level.INSTANCE:
             files = self.index.instance_files(root.internal_id)
-            return self.views_of_internal([f.internal_id for f in files])
-        resources = [root]
-        while resources and resources[0].level < target:
-            resources = [
-                self.get_any(child) for resource in resources for child in resource.children
-            ]
+            ordered = orthanc_descendant_order(
+                [root.internal_id],
+                _children_by_parent(files, root.internal_id if level is Level.PATIENT else None),
+                target - level,
+            )
+            return self.views_of_internal(ordered)
+        resources = orthanc_descendant_order(
+            [root], lambda resource: [self.get_any(c) for c in resource.children], target - level
+        )
         return self.views(resources)
 
     def ancestor(self, level: Level, public_id: str, target: Level) -> ResourceView:
@@ -204,3 +209,40 @@ class ResourceService:
             else:
                 shared = {k: v for k, v in shared.items() if tags.get(k) == v}
         return shared or {}
+
+
+def orthanc_descendant_order(
+    roots: list[_Node], children_of: Callable[[_Node], list[_Node]], depth: int
+) -> list[_Node]:
+    """Descendants ``depth`` levels down, in the order Orthanc 1.10.1 lists them.
+
+    Orthanc goes down level by level and puts each parent's children *before* those of the
+    parents already seen (``std::list::splice`` at the front), so blocks come in reverse order
+    while each block keeps its creation order. Clients compare these lists, so we keep it.
+    """
+    current = roots
+    for _ in range(depth):
+        following: list[_Node] = []
+        for node in current:
+            following = children_of(node) + following
+        current = following
+    return current
+
+
+def _children_by_parent(
+    files: Sequence[InstanceFile], patient_internal_id: int | None
+) -> Callable[[int], list[int]]:
+    """The tree above ``files`` (patient → study → series → instance ids), in creation order."""
+    children: dict[int, list[int]] = {}
+
+    def add(parent: int, child: int) -> None:
+        siblings = children.setdefault(parent, [])
+        if not siblings or siblings[-1] != child:
+            siblings.append(child)
+
+    for file in files:
+        if patient_internal_id is not None:
+            add(patient_internal_id, file.study_internal_id)
+        add(file.study_internal_id, file.series_internal_id)
+        add(file.series_internal_id, file.internal_id)
+    return lambda node: list(children.get(node, []))

@@ -36,7 +36,10 @@ def loaded(client: TestClient) -> TestClient:
 def _find(client: TestClient, level: str, **query: str) -> list[str]:
     response = client.post("/tools/find", json={"Level": level, "Query": query})
     assert response.status_code == 200, response.text
-    return response.json()
+    found: list[str] = response.json()
+    if level != "Instance":
+        assert found == sorted(found), "Orthanc lists patients, studies and series by ID"
+    return found
 
 
 def _study(n: int) -> str:
@@ -44,7 +47,7 @@ def _study(n: int) -> str:
 
 
 def test_find_by_patient_name_wildcard_case_insensitive(loaded: TestClient) -> None:
-    assert _find(loaded, "Study", PatientName="doe*") == [_study(0), _study(1)]
+    assert _find(loaded, "Study", PatientName="doe*") == sorted([_study(0), _study(1)])
     assert _find(loaded, "Study", PatientName="*hans") == [_study(2)]
     assert _find(loaded, "Study", PatientName="muller^hans") == [_study(2)]
 
@@ -55,7 +58,9 @@ def test_find_case_sensitive_when_asked(loaded: TestClient) -> None:
 
 
 def test_find_date_ranges_and_lists(loaded: TestClient) -> None:
-    assert _find(loaded, "Study", StudyDate="20200101-20211231") == [_study(0), _study(1)]
+    assert _find(loaded, "Study", StudyDate="20200101-20211231") == sorted(
+        [_study(0), _study(1)]
+    )
     assert _find(loaded, "Study", StudyDate="20220101-") == [_study(2)]
     assert _find(loaded, "Series", Modality="MR\\US") == [
         ResourceIds.compute("P2", "1.1", "1.1.1", "x").series
@@ -85,9 +90,11 @@ def test_find_expand_limit_since_and_requested_tags(loaded: TestClient) -> None:
         "RequestedTags": ["StudyDescription", "BodyPartExamined"],
     }
     answer = loaded.post("/tools/find", json=body).json()
-    assert [a["ID"] for a in answer] == [_study(1), _study(2)]
-    assert answer[0]["Type"] == "Study" and answer[0]["PatientMainDicomTags"]["PatientID"] == "P2"
-    assert answer[0]["RequestedTags"] == {"StudyDescription": "Brain", "BodyPartExamined": "BRAIN"}
+    # Pages are cut in the order of the IDs: study 1, study 2, study 0.
+    assert [a["ID"] for a in answer] == [_study(2), _study(0)]
+    chest = answer[1]
+    assert chest["Type"] == "Study" and chest["PatientMainDicomTags"]["PatientID"] == "P1"
+    assert chest["RequestedTags"] == {"StudyDescription": "Chest", "BodyPartExamined": "CHEST"}
 
 
 @pytest.mark.parametrize(

@@ -122,9 +122,8 @@ async def instances_tags(request: Request) -> Response:
         result = {}
         for view in svc.descendants(level, request.path_params["id"], Level.INSTANCE):
             public_id = view.resource.public_id
-            result[public_id] = format_tags(
-                request, full_tags(svc.dataset(public_id, stop_before_pixels=True))
-            )
+            # The whole file: Orthanc lists PixelData (as null) and the tags after it.
+            result[public_id] = format_tags(request, full_tags(svc.dataset(public_id)))
         return result
 
     return OrthancJSON(await run_in_threadpool(work))

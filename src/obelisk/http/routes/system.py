@@ -11,7 +11,7 @@ from obelisk import __version__
 from obelisk.errors import ParameterOutOfRange
 from obelisk.http.params import integer, services
 from obelisk.http.render import change_json, export_json, mb
-from obelisk.http.responses import OrthancJSON, ok
+from obelisk.http.responses import OrthancJSON, empty
 
 #: The Orthanc version whose REST API Obelisk implements (clients test it for features).
 ORTHANC_API_VERSION = "1.10.1"
@@ -57,18 +57,16 @@ async def statistics(request: Request) -> Response:
 async def changes(request: Request) -> Response:
     log = services(request).changes
     if "last" in request.query_params:
-        last = await run_in_threadpool(log.last)
-        items = [last] if last else []
-        seq = last.seq if last else 0
-        return OrthancJSON({"Changes": [change_json(c) for c in items], "Done": True, "Last": seq})
-    since = integer(request, "since", 0) or 0
-    limit = min(_non_negative(integer(request, "limit", 100)), 10000)
-    found, last_seq = await run_in_threadpool(log.changes, since, limit)
+        page = await run_in_threadpool(log.last)
+    else:
+        since = integer(request, "since", 0) or 0
+        limit = min(_non_negative(integer(request, "limit", 100)), 10000)
+        page = await run_in_threadpool(log.changes, since, limit)
     return OrthancJSON(
         {
-            "Changes": [change_json(c) for c in found],
-            "Done": len(found) < limit,
-            "Last": found[-1].seq if found else last_seq,
+            "Changes": [change_json(c) for c in page.changes],
+            "Done": page.done,
+            "Last": page.last,
         }
     )
 
@@ -81,7 +79,7 @@ def _non_negative(value: int | None) -> int:
 
 async def clear_changes(request: Request) -> Response:
     await run_in_threadpool(services(request).changes.clear)
-    return ok()
+    return empty()
 
 
 async def exports(request: Request) -> Response:
@@ -99,7 +97,7 @@ async def exports(request: Request) -> Response:
 
 async def clear_exports(request: Request) -> Response:
     await run_in_threadpool(services(request).changes.clear_exports)
-    return ok()
+    return empty()
 
 
 routes = [
