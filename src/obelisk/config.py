@@ -28,13 +28,15 @@ OPTIONS: dict[str, tuple[type | tuple[type, ...], Any]] = {
     "StorageDirectory": (str, "obelisk-data"),
     "IndexDirectory": (str, ""),
     "StorageCompression": (bool, False),
+    "SyncStorageArea": (bool, True),
     "MaximumStorageSize": (int, 0),
     "MaximumPatientCount": (int, 0),
     "MaximumStorageMode": (str, "Recycle"),
     "OverwriteInstances": (bool, False),
     "StableAge": (int, 60),
     "RemoteAccessAllowed": (bool, False),
-    "AuthenticationEnabled": (bool, False),
+    # None = not in the file: then it follows RemoteAccessAllowed, as in Orthanc >= 1.5.8.
+    "AuthenticationEnabled": (bool, None),
     "RegisteredUsers": (dict, {}),
     "HttpDescribeErrors": (bool, True),
     "HttpCompressionEnabled": (bool, False),
@@ -100,13 +102,27 @@ OBELISK_OPTIONS: dict[str, tuple[type | tuple[type, ...], Any]] = {
     # "" = SQLite file "index.db" in IndexDirectory (or StorageDirectory); or a postgresql:// URL
     "Index": (str, ""),
     "BindAddress": (str, ""),
+    # docs/security-and-observability.md: bearer tokens (name -> token), the user groups file,
+    # and "text" or "json" log lines.
+    "BearerTokens": (dict, {}),
+    "PermissionsFile": (str, ""),
+    "LogFormat": (str, "text"),
     # Try the next ports when HttpPort/DicomPort is busy, as 3D Slicer's web server does.
     "PortAutoIncrement": (bool, False),
     "PortAutoIncrementAttempts": (int, 20),
     # Largest number of instances committed to the index in one transaction.
     "GroupCommitMaxBatch": (int, 256),
+    # Durability (docs/configuration.md): SQLite's "synchronous" (NORMAL as Orthanc, or FULL),
+    # and an fsync of the storage folders that get new names (on top of SyncStorageArea).
+    "IndexSynchronous": (str, "NORMAL"),
+    "SyncDirectories": (bool, False),
     "StaticDocroot": (str, ""),
     "StaticDocrootPath": (str, "/static"),
+    # docs/viewer-and-pixels.md: the OHIF viewer ("" = <repo>/.viewer/ohif, from
+    # scripts/install-viewer) and the origins allowed by CORS (none: CORS off).
+    "ViewerEnabled": (bool, True),
+    "ViewerDirectory": (str, ""),
+    "CorsAllowedOrigins": (list, []),
     # Jobs (docs/jobs.md): outputs folder ("" = <StorageDirectory>/jobs), the name of this server
     # in the shared job store ("" = host:HttpPort), lease length, and whether saved jobs are
     # loaded at start (the --no-jobs flag of "obelisk serve" sets it to false).
@@ -173,6 +189,10 @@ class Settings:
             return url
         folder = self.values["IndexDirectory"] or self.values["StorageDirectory"]
         return str(self._resolve(folder) / "index.db")
+
+    def resolve_path(self, path: str) -> Path:
+        """A path from the settings: relative ones are relative to the configuration file."""
+        return self._resolve(path)
 
     def _resolve(self, path: str) -> Path:
         candidate = Path(path).expanduser()
@@ -249,4 +269,9 @@ def load_settings(
             raise ConfigurationError(f'Configuration option "{port_key}" must be a TCP port')
     if values["StableAge"] < 0:
         raise ConfigurationError('Configuration option "StableAge" must not be negative')
+    obelisk["IndexSynchronous"] = str(obelisk["IndexSynchronous"]).upper()
+    if obelisk["IndexSynchronous"] not in ("NORMAL", "FULL"):
+        raise ConfigurationError(
+            'Configuration option "Obelisk.IndexSynchronous" must be "NORMAL" or "FULL"'
+        )
     return Settings(values=values, obelisk=obelisk, source=source)

@@ -6,12 +6,15 @@ import asyncio
 import errno
 import logging
 import socket
+import ssl
+from typing import Any
 
 import uvicorn
 
 from obelisk.config import Settings
 from obelisk.errors import ConfigurationError, ErrorCode
 from obelisk.index import open_index
+from obelisk.log_levels import use_log_format
 from obelisk.services.context import Services, build_services
 from obelisk.storage.filesystem import FilesystemStorage
 
@@ -20,8 +23,14 @@ log = logging.getLogger("obelisk.server")
 
 def open_services(settings: Settings) -> Services:
     """Storage area + index + services, as the settings ask."""
-    storage = FilesystemStorage(settings.storage_directory)
-    index = open_index(settings.index_location)
+    storage = FilesystemStorage(
+        settings.storage_directory,
+        fsync=bool(settings["SyncStorageArea"]),
+        sync_directories=bool(settings.obelisk["SyncDirectories"]),
+    )
+    index = open_index(
+        settings.index_location, sqlite_synchronous=str(settings.obelisk["IndexSynchronous"])
+    )
     return build_services(settings, index, storage)
 
 
@@ -65,8 +74,28 @@ def http_host(settings: Settings) -> str:
     return "0.0.0.0" if settings["RemoteAccessAllowed"] else "127.0.0.1"
 
 
+def tls_options(settings: Settings) -> dict[str, Any]:
+    """uvicorn's options for ``SslEnabled``: ``SslCertificate`` is one PEM file holding the
+    certificate (chain) and its private key, as in Orthanc. Checked here so that a bad file is a
+    configuration error at start, not a failed handshake later."""
+    if not settings["SslEnabled"]:
+        return {}
+    path = settings.resolve_path(str(settings["SslCertificate"]))
+    try:
+        ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(path)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigurationError(
+            f"Cannot use the SSL certificate {path} (it must hold the certificate and its key)",
+            code=ErrorCode.SslInitialization,
+            details=str(exc),
+        ) from exc
+    return {"ssl_certfile": str(path)}
+
+
 def serve(settings: Settings) -> None:
     """Runs the server until SIGINT/SIGTERM."""
+    use_log_format(str(settings.obelisk["LogFormat"]))
+    tls = tls_options(settings)
     host = http_host(settings)
     http_socket = bind_port(
         host,
@@ -90,19 +119,27 @@ def serve(settings: Settings) -> None:
         timeout_graceful_shutdown=3,
         loop="auto",
         http="auto",
+        **tls,
     )
     server = uvicorn.Server(config)
+    from obelisk.dicom.scp import start_dicom_network
+
+    dicom_server = start_dicom_network(settings, services, host)
     services.start()
     log.info(
-        "Obelisk is ready: HTTP on %s:%d, storage in %s, index %s",
+        "Obelisk is ready: %s on %s:%d, storage in %s, index %s",
+        "HTTPS" if tls else "HTTP",
         host,
         settings["HttpPort"],
         settings.storage_directory,
         settings.index_location,
     )
-    print(f"OBELISK READY http={settings['HttpPort']}", flush=True)
+    dicom_ready = f" dicom={dicom_server.port}" if dicom_server else ""
+    print(f"OBELISK READY http={settings['HttpPort']}{dicom_ready}", flush=True)
     try:
         asyncio.run(server.serve(sockets=[http_socket]))
     finally:
+        if dicom_server is not None:
+            dicom_server.stop()
         services.close()
         http_socket.close()

@@ -16,12 +16,16 @@ UUID = "abcdef01-2345-6789-abcd-ef0123456789"
 OTHER = "ab99cd00-0000-0000-0000-000000000000"
 
 
-@pytest.fixture(params=["filesystem", "filesystem-nofsync", "memory"])
+@pytest.fixture(params=["filesystem", "filesystem-syncdirs", "filesystem-nofsync", "memory"])
 def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StorageArea]:
     if request.param == "memory":
         yield MemoryStorage()
     else:
-        yield FilesystemStorage(tmp_path / "storage", fsync=request.param == "filesystem")
+        yield FilesystemStorage(
+            tmp_path / "storage",
+            fsync=request.param != "filesystem-nofsync",
+            sync_directories=request.param == "filesystem-syncdirs",
+        )
 
 
 def test_create_read_and_size(storage: StorageArea) -> None:

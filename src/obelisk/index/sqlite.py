@@ -11,8 +11,10 @@ from obelisk.index.sql import Connection, SqlIndex
 
 
 class SqliteIndex(SqlIndex):
-    """SQLite in WAL mode. ``synchronous=FULL`` makes every commit durable; group commit in the
-    ingest service keeps that to one ``fsync`` per batch of instances.
+    """SQLite in WAL mode. ``synchronous=FULL`` makes every commit durable even on a power loss
+    (one ``fsync`` per batch of instances, thanks to the ingest's group commit); ``NORMAL``, the
+    server's default as in Orthanc, survives a crash of the server but may roll the last commits
+    back on a power loss.
 
     ``:memory:`` is one database shared by the connections of this object (SQLite's shared
     cache). Its readers run ``read_uncommitted``: shared-cache tables are otherwise locked for

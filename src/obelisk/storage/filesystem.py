@@ -1,10 +1,14 @@
 """Files in Orthanc's fan-out layout: ``ab/cd/abcd…`` under the storage directory.
 
-``create`` is atomic and durable: a temporary file in the target folder, ``fsync``, ``rename``,
-then ``fsync`` of the folder so that the new name survives a crash too; a crash leaves either the
-whole blob or none. ``write`` + ``sync`` split that for batches: files written under their final
-names, then one ``fdatasync`` each and one ``fsync`` per folder. As Orthanc does, removing a blob
+``create`` is atomic and durable: a temporary file in the target folder, ``fsync``, ``rename``;
+a crash leaves either the whole blob or none. ``write`` + ``sync`` split that for batches: files
+written under their final names, then one ``fdatasync`` each. As Orthanc does, removing a blob
 also removes its two folders once they are empty.
+
+With ``fsync`` (Orthanc's ``SyncStorageArea``, on by default) the file's bytes are on disk when
+``sync``/``create`` return. On journaling filesystems (ext4, XFS) that commit also carries the new
+directory entry; ``sync_directories`` adds an ``fsync`` of every folder that got a new name, for
+filesystems that need it. It costs one more ``fsync`` per folder and batch.
 """
 
 from __future__ import annotations
@@ -23,11 +27,16 @@ _FOLDER_ATTEMPTS = 10
 
 
 class FilesystemStorage:
-    def __init__(self, root: str | os.PathLike[str], *, fsync: bool = True) -> None:
+    def __init__(
+        self, root: str | os.PathLike[str], *, fsync: bool = True, sync_directories: bool = False
+    ) -> None:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         self._fsync = fsync
+        self._sync_directories = fsync and sync_directories
         self._known_dirs: set[Path] = set()
+        #: Folders that got a new sub-folder since the last ``sync`` (``sync_directories``).
+        self._new_folder_parents: set[Path] = set()
 
     def path(self, uuid: str) -> Path:
         if len(uuid) < 4 or "/" in uuid or "\\" in uuid or uuid.startswith("."):
@@ -51,8 +60,9 @@ class FilesystemStorage:
             finally:
                 os.close(fd)
             os.replace(temporary, target)
-            if self._fsync:
-                _fsync_dir(folder)
+            if self._sync_directories:
+                for parent in self._take_new_folder_parents() | {folder}:
+                    _fsync_dir(parent)
         except OSError as exc:
             temporary.unlink(missing_ok=True)
             raise _write_error(exc) from exc
@@ -96,8 +106,9 @@ class FilesystemStorage:
                 finally:
                     os.close(fd)
                 folders.add(target.parent)
-            for folder in folders:  # the new names must survive a power loss too
-                _fsync_dir(folder)
+            if self._sync_directories:  # the new names must survive a power loss too
+                for folder in folders | self._take_new_folder_parents():
+                    _fsync_dir(folder)
         except FileNotFoundError as exc:
             raise InexistentItem(f"Missing file in the storage area: {exc.filename}") from exc
         except OSError as exc:
@@ -112,9 +123,8 @@ class FilesystemStorage:
             if folder not in self._known_dirs:
                 try:
                     folder.mkdir(parents=True, exist_ok=True)
-                    if self._fsync:  # the new folders' names must survive a crash too
-                        _fsync_dir(folder.parent)
-                        _fsync_dir(self.root)
+                    if self._sync_directories:  # synced with the blobs, at the next sync
+                        self._new_folder_parents.update((folder.parent, self.root))
                 except (FileNotFoundError, FileExistsError):
                     # FileExistsError too: mkdir saw the folder, gone when it checked it.
                     if last:
@@ -128,6 +138,10 @@ class FilesystemStorage:
                 if last:
                     raise
         raise AssertionError("unreachable")
+
+    def _take_new_folder_parents(self) -> set[Path]:
+        taken, self._new_folder_parents = self._new_folder_parents, set()
+        return taken
 
     def read(self, uuid: str) -> bytes:
         try:
