@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -84,7 +85,12 @@ def test_busy_port_is_a_clear_error_unless_auto_increment(tmp_path: Path) -> Non
         config = tmp_path / "auto.json"
         config.write_text(
             json.dumps(
-                {"HttpPort": port, "StorageDirectory": "s2", "Obelisk": {"PortAutoIncrement": True}}
+                {
+                    "HttpPort": port,
+                    "DicomPort": 0,  # any free port: tests never take 4242
+                    "StorageDirectory": "s2",
+                    "Obelisk": {"PortAutoIncrement": True},
+                }
             )
         )
         process = subprocess.Popen(
@@ -101,7 +107,9 @@ def test_busy_port_is_a_clear_error_unless_auto_increment(tmp_path: Path) -> Non
                 if "OBELISK READY" in line:
                     ready = line
                     break
-            actual = int(ready.split("http=")[1])
+            match = re.search(r"http=(\d+)", ready)
+            assert match, ready
+            actual = int(match.group(1))
             assert actual != port
             assert httpx.get(f"http://127.0.0.1:{actual}/system").status_code == 200
         finally:
@@ -112,7 +120,10 @@ def test_busy_port_is_a_clear_error_unless_auto_increment(tmp_path: Path) -> Non
 def test_no_config_stores_under_obelisk_data(tmp_path: Path) -> None:
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "obelisk", "serve", "--http-port", str(port)],
+        [
+            sys.executable,
+            *("-m", "obelisk", "serve", "--http-port", str(port), "--dicom-port", str(free_port())),
+        ],
         cwd=tmp_path,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
