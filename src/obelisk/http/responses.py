@@ -1,4 +1,4 @@
-"""JSON as Orthanc writes it (sorted keys, 3-space indent) and the Orthanc error body."""
+"""JSON as Orthanc writes it (sorted keys, indented) and the Orthanc error body."""
 
 from __future__ import annotations
 
@@ -6,17 +6,29 @@ import json
 from http import HTTPStatus
 from typing import Any
 
+import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
 from obelisk.errors import ObeliskError
 
+_ORJSON_OPTIONS = orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
+
 
 class OrthancJSON(Response):
+    """Pretty-printed with sorted keys, as Orthanc answers (2-space indent instead of 3).
+
+    orjson writes it in C: with the standard library, an indented answer costs ~28 µs per
+    expanded study, more than the query behind it.
+    """
+
     media_type = "application/json"
 
     def render(self, content: Any) -> bytes:
-        return json.dumps(content, indent=3, sort_keys=True, ensure_ascii=False).encode("utf-8")
+        try:
+            return orjson.dumps(content, option=_ORJSON_OPTIONS)
+        except TypeError:  # what orjson refuses (integers beyond 64 bits): the slow path
+            return json.dumps(content, indent=3, sort_keys=True, ensure_ascii=False).encode()
 
 
 def ok() -> OrthancJSON:
