@@ -27,7 +27,7 @@ from obelisk.core.levels import Level
 from obelisk.core.parsing import ParsedInstance, parse_instance
 from obelisk.core.series import expected_instances
 from obelisk.core.timestamps import now_iso
-from obelisk.errors import ObeliskError
+from obelisk.errors import ErrorCode, ObeliskError
 from obelisk.events import EventBus, InstanceStored, ResourceChanged
 from obelisk.index.base import Index, NewInstance, StoreOutcome
 from obelisk.metrics import Metrics
@@ -154,10 +154,7 @@ class GroupCommitter:
                 pending.future.set_exception(exc)
             return
         try:
-            with self._index.write() as writer:
-                outcomes = [
-                    writer.store_instance(p.new, overwrite=self._overwrite, now=now) for p in batch
-                ]
+            outcomes = self._write_rows(batch, now)
         except Exception:
             if len(batch) > 1:  # find the culprit: commit one by one
                 for pending in batch:
@@ -174,6 +171,29 @@ class GroupCommitter:
         finally:
             for pending, outcome in zip(batch, outcomes, strict=True):
                 pending.future.set_result(outcome)
+
+    def _write_rows(self, batch: list[_Pending], now: str) -> list[StoreOutcome]:
+        """One transaction for the batch, tried again when two writers deadlocked (PostgreSQL
+        replicas storing the same series): the database undid it, so nothing is half done."""
+        for attempt in range(_SERIALIZATION_ATTEMPTS):
+            try:
+                with self._index.write() as writer:
+                    return [
+                        writer.store_instance(p.new, overwrite=self._overwrite, now=now)
+                        for p in batch
+                    ]
+            except ObeliskError as exc:
+                if exc.code is not ErrorCode.DatabaseCannotSerialize:
+                    raise
+                if attempt == _SERIALIZATION_ATTEMPTS - 1:
+                    raise
+                log.info("Index transaction conflicted with another writer; trying again")
+                time.sleep(0.01 * (attempt + 1))
+        raise AssertionError("unreachable")
+
+
+#: Tries of one batch transaction that conflicts with another writer before giving up.
+_SERIALIZATION_ATTEMPTS = 5
 
 
 class IngestService:
