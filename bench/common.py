@@ -84,6 +84,10 @@ def _wait_for_system(url: str, process: subprocess.Popen[bytes], timeout: float)
         try:
             get_json(f"{url}/system", timeout=2)
             return True
+        except urllib.error.HTTPError as exc:
+            if exc.code == 401:  # up, with authentication on
+                return True
+            time.sleep(0.1)
         except (urllib.error.URLError, OSError, ValueError):
             time.sleep(0.1)
     return False

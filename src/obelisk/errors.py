@@ -9,7 +9,7 @@ status; the edges (HTTP, DICOM) translate it in one place each::
      ├── BadFileFormat           400, not DICOM / missing UIDs
      ├── UnknownResource         404, no such patient/study/series/instance
      ├── InexistentItem          404, no such metadata / attachment / job output
-     ├── Unauthorized / Forbidden
+     ├── Unauthorized (401) / Forbidden (403) ── PermissionDenied
      └── ConfigurationError      bad settings, raised before the server starts
 """
 
@@ -315,6 +315,10 @@ class Forbidden(ObeliskError):
 
     def __init__(self, message: str = "Forbidden", **kwargs: object) -> None:
         super().__init__(message, http_status=403, **kwargs)  # type: ignore[arg-type]
+
+
+class PermissionDenied(Forbidden):
+    """403: remote access refused, or a principal lacks the permission a request needs."""
 
 
 class NotImplementedYet(ObeliskError):

@@ -7,15 +7,32 @@ import logging
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
 
 from obelisk.errors import ObeliskError, UnknownResource
 from obelisk.http import convertors  # noqa: F401  (registers the {level:level} convertor)
-from obelisk.http.middleware import AccessControl, CollapseSlashes
+from obelisk.http.auth import AccessControl, access_policy
+from obelisk.http.middleware import CollapseSlashes, RequestMetrics
 from obelisk.http.responses import render_error
 from obelisk.http.routes import annotations as annotation_routes
-from obelisk.http.routes import archives, instances, jobs, queue, resources, system, tools
+from obelisk.http.routes import (
+    archives,
+    dicomweb,
+    dicomweb_rendered,
+    instances,
+    jobs,
+    modalities,
+    observability,
+    pixels,
+    queries,
+    queue,
+    resources,
+    static,
+    system,
+    tools,
+)
 from obelisk.http.routes import modification as modification_routes
 from obelisk.services.context import Services
 
@@ -41,27 +58,30 @@ def create_app(services: Services) -> Starlette:
         log.exception("Unexpected error on %s %s", request.method, request.url.path)
         return render_error(request, ObeliskError(details=str(exc)), describe=describe)
 
-    users = settings["RegisteredUsers"]
     app = Starlette(
         routes=[
             *system.routes,
+            *observability.routes,
             *tools.routes,
             *jobs.routes,
             *queue.routes,
             *archives.routes,
             *modification_routes.routes,
+            *modalities.routes,
+            *queries.routes,
+            *pixels.routes,
+            *dicomweb.routes(settings),
+            *dicomweb_rendered.routes(settings),
+            *static.static_routes(settings),
             *instances.routes,
             *annotation_routes.routes,
             *resources.routes,
         ],
         middleware=[
+            *_cors(settings.obelisk["CorsAllowedOrigins"]),
             Middleware(CollapseSlashes),
-            Middleware(
-                AccessControl,
-                remote_access=bool(settings["RemoteAccessAllowed"]),
-                authentication=bool(settings["AuthenticationEnabled"]),
-                users=users,
-            ),
+            Middleware(RequestMetrics, metrics=services.metrics),
+            Middleware(AccessControl, policy=access_policy(settings)),
         ],
         exception_handlers={
             ObeliskError: on_obelisk_error,
@@ -71,3 +91,18 @@ def create_app(services: Services) -> Starlette:
     )
     app.state.services = services
     return app
+
+
+def _cors(origins: list[str]) -> list[Middleware]:
+    """Outermost, so that preflights are answered before authentication."""
+    if not origins:
+        return []
+    return [
+        Middleware(
+            CORSMiddleware,
+            allow_origins=origins,
+            allow_methods=["GET", "POST", "PUT", "DELETE", "OPTIONS"],
+            allow_headers=["Authorization", "Accept", "Content-Type"],
+            allow_credentials="*" not in origins,
+        )
+    ]

@@ -1,14 +1,15 @@
-"""Plain ASGI middleware: path clean-up, remote access and HTTP Basic authentication."""
+"""Plain ASGI middleware: path clean-up and request metrics (access control is in auth.py)."""
 
 from __future__ import annotations
 
-import base64
-import binascii
-import ipaddress
-import json
-from collections.abc import Mapping
+import logging
+import time
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from obelisk.metrics import Metrics
+
+log = logging.getLogger("obelisk.http")
 
 
 class CollapseSlashes:
@@ -24,76 +25,45 @@ class CollapseSlashes:
         await self.app(scope, receive, send)
 
 
-async def _deny(send: Send, status: int, message: str, headers: Mapping[str, str] = {}) -> None:
-    body = json.dumps({"HttpStatus": status, "Message": message}).encode()
-    raw_headers = [
-        (b"content-type", b"application/json"),
-        (b"content-length", str(len(body)).encode()),
-    ]
-    raw_headers += [(k.encode(), v.encode()) for k, v in headers.items()]
-    await send({"type": "http.response.start", "status": status, "headers": raw_headers})
-    await send({"type": "http.response.body", "body": body})
+class RequestMetrics:
+    """``orthanc_rest_api_duration_ms``, ``orthanc_rest_api_active_requests`` and a structured
+    debug line per request (method, path, status, duration) on the ``obelisk.http`` logger."""
 
-
-def is_loopback(host: str | None) -> bool:
-    if not host:
-        return False
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return host == "localhost"
-
-
-class AccessControl:
-    """``RemoteAccessAllowed`` (false: loopback clients only) and ``RegisteredUsers``.
-
-    The authenticated user name is left in ``scope["obelisk.user"]`` for the routes
-    (HttpUsername metadata) and for permission checks.
-    """
-
-    def __init__(
-        self,
-        app: ASGIApp,
-        *,
-        remote_access: bool,
-        authentication: bool,
-        users: Mapping[str, str],
-    ) -> None:
+    def __init__(self, app: ASGIApp, *, metrics: Metrics) -> None:
         self.app = app
-        self.remote_access = remote_access
-        self.authentication = authentication
-        self.users = dict(users)
+        self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        client = scope.get("client")
-        if not self.remote_access and not is_loopback(client[0] if client else None):
-            await _deny(send, 403, "Remote access is disabled (RemoteAccessAllowed is false)")
-            return
-        if self.authentication:
-            user = self._authenticate(scope)
-            if user is None:
-                await _deny(
-                    send,
-                    401,
-                    "Authentication required",
-                    {"www-authenticate": 'Basic realm="Obelisk"'},
-                )
-                return
-            scope = dict(scope)
-            scope["obelisk.user"] = user
-        await self.app(scope, receive, send)
+        status = 500
 
-    def _authenticate(self, scope: Scope) -> str | None:
-        for name, value in scope.get("headers", []):
-            if name == b"authorization" and value[:6].lower() == b"basic ":
-                try:
-                    decoded = base64.b64decode(value[6:].strip()).decode("utf-8")
-                except (binascii.Error, UnicodeDecodeError):
-                    return None
-                user, _, password = decoded.partition(":")
-                if user in self.users and self.users[user] == password:
-                    return user
-        return None
+        async def send_and_note(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        started = time.perf_counter()
+        self.metrics.request_started()
+        try:
+            await self.app(scope, receive, send_and_note)
+        finally:
+            self.metrics.request_finished()
+            elapsed_ms = (time.perf_counter() - started) * 1000
+            self.metrics.observe_rest_api(elapsed_ms)
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug(
+                    "%s %s %d %.1f ms",
+                    scope["method"],
+                    scope["path"],
+                    status,
+                    elapsed_ms,
+                    extra={
+                        "method": scope["method"],
+                        "path": scope["path"],
+                        "status": status,
+                        "duration_ms": round(elapsed_ms, 3),
+                    },
+                )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from obelisk.config import Settings
 from obelisk.core.levels import Level
@@ -10,12 +11,19 @@ from obelisk.events import EventBus
 from obelisk.index.base import Index
 from obelisk.jobs.engine import JobEngine
 from obelisk.jobs.setup import build_engine
+from obelisk.metrics import Metrics
 from obelisk.services.annotations import AnnotationService
 from obelisk.services.changes import ChangeLog, StabilityMonitor
 from obelisk.services.find import FindService
 from obelisk.services.ingest import IngestOptions, IngestService
+from obelisk.services.metered_storage import MeteredStorage
+from obelisk.services.metric_sources import register_metric_sources
 from obelisk.services.resources import ResourceService
 from obelisk.storage.base import StorageArea
+
+
+if TYPE_CHECKING:
+    from obelisk.services.dicom_network import DicomNetwork
 
 
 @dataclass
@@ -31,6 +39,9 @@ class Services:
     changes: ChangeLog
     stability: StabilityMonitor
     jobs: JobEngine
+    metrics: Metrics
+    #: DICOM networking (modalities, queries, SCU jobs); its client is plugged in by server.py.
+    network: DicomNetwork | None = None
 
     def start(self) -> None:
         self.stability.start()
@@ -44,7 +55,11 @@ class Services:
         self.index.close()
 
 
-def build_services(settings: Settings, index: Index, storage: StorageArea) -> Services:
+def build_services(
+    settings: Settings, index: Index, storage: StorageArea, *, metrics: Metrics | None = None
+) -> Services:
+    metrics = metrics or Metrics(enabled=bool(settings["MetricsEnabled"]))
+    storage = MeteredStorage(storage, metrics)
     bus = EventBus()
     resources = ResourceService(index, storage, bus)
     compress = bool(settings["StorageCompression"])
@@ -60,6 +75,7 @@ def build_services(settings: Settings, index: Index, storage: StorageArea) -> Se
             max_patient_count=int(settings["MaximumPatientCount"]),
         ),
         delete_patient=lambda public_id: _discard(resources.delete(Level.PATIENT, public_id)),
+        metrics=metrics,
     )
     services = Services(
         settings=settings,
@@ -81,13 +97,20 @@ def build_services(settings: Settings, index: Index, storage: StorageArea) -> Se
         changes=ChangeLog(index),
         stability=StabilityMonitor(index, bus, int(settings["StableAge"])),
         jobs=build_engine(settings, _index_location(index)),
+        metrics=metrics,
     )
+    register_metric_sources(metrics, index, services.jobs, ingest)
     try:
         from obelisk.services.job_kinds import register_job_kinds
     except ImportError:  # the concrete job kinds are not written yet
         pass
     else:
         register_job_kinds(services.jobs, services)
+    from obelisk.services.dicom_network import DicomNetwork
+
+    # The DICOM client (pynetdicom) is an adapter: server.py plugs it in before start().
+    services.network = DicomNetwork(services, client=None)
+    services.network.register_job_kinds(services.jobs)
     return services
 
 
