@@ -1,13 +1,18 @@
 """Differential: the same anonymize/modify requests on Obelisk and on Orthanc 1.10.1 (skipped when
-Orthanc is not installed) must keep, remove and regenerate the same tags."""
+Orthanc is not installed) must keep, remove and regenerate the same tags; paths into sequences and
+``/tools/bulk-modify|bulk-anonymize`` must give the same items and the same outputs."""
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pydicom
 import pytest
+from pydicom.dataset import Dataset
+from pydicom.sequence import Sequence as DicomSequence
 
 from tests.integration.server_process import ObeliskProcess
 from tests.support.orthanc import orthanc_available, running_orthanc
@@ -61,3 +66,87 @@ def test_same_results_as_orthanc(obelisk: ObeliskProcess, tmp_path: Path) -> Non
         theirs = _run(orthanc.url)
     for mine, orthanc_result, request in zip(ours, theirs, REQUESTS, strict=True):
         assert mine == orthanc_result, request
+
+
+def _with_references() -> bytes:
+    """An input file with a two-item ReferencedImageSequence (and its own SOPInstanceUID)."""
+    ds = pydicom.dcmread(INPUTS / "a1-1.dcm")
+    items = []
+    for n in range(2):
+        item = Dataset()
+        item.ReferencedSOPClassUID = "1.2.840.10008.5.1.4.1.1.4"
+        item.ReferencedSOPInstanceUID = f"1.2.3.{n}"
+        item.ReferencedFrameNumber = "1"
+        items.append(item)
+    ds.ReferencedImageSequence = DicomSequence(items)
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = "1.2.826.0.1.3680043.2.999"
+    buffer = io.BytesIO()
+    ds.save_as(buffer)
+    return buffer.getvalue()
+
+
+PATH_REQUESTS: list[tuple[str, dict[str, Any]]] = [
+    ("modify", {
+        "Replace": {
+            "ReferencedImageSequence[1].ReferencedSOPInstanceUID": "9.9",
+            "(0008,1140)[*].(0008,1150)": "1.2.840.10008.5.1.4.1.1.2",
+            "ReferencedImageSequence[0].ReferencedSegmentNumber": "3",
+            "ReferencedImageSequence[5].ReferencedSOPInstanceUID": "no such item",
+        },
+        "Remove": ["00081140[*].ReferencedFrameNumber"],
+    }),
+    ("modify", {"Replace": {"ReferencedImageSequence[0].SOPInstanceUID": "1.2"}}),  # no Force
+    ("anonymize", {"Keep": ["ReferencedImageSequence[0].ReferencedSOPInstanceUID"]}),
+    ("modify", {"Remove": ["ReferencedImageSequence.ReferencedSOPInstanceUID"]}),  # 400
+]  # fmt: skip
+
+
+def _items(answer: httpx.Response) -> Any:
+    """The sequence items (new UIDs shown as "new"), or the error status."""
+    if answer.status_code != 200:
+        return [answer.status_code, answer.json()["OrthancStatus"]]
+    ds = pydicom.dcmread(io.BytesIO(answer.content))
+    originals = {"1.2.3.0", "1.2.3.1", "9.9", "1.2.840.10008.5.1.4.1.1.4"}
+    return [
+        {
+            e.keyword: (str(e.value) if str(e.value) in originals or e.VR != "UI" else "new")
+            for e in item
+        }
+        for item in ds.get("ReferencedImageSequence", [])
+    ]
+
+
+def _paths_and_bulk(url: str) -> dict[str, Any]:
+    with httpx.Client(base_url=url, timeout=60) as client:
+        for path in sorted(INPUTS.glob("*.dcm")):
+            client.post("/instances", content=path.read_bytes()).raise_for_status()
+        instance = client.post("/instances", content=_with_references()).json()["ID"]
+        paths = [
+            _items(client.post(f"/instances/{instance}/{route}", json=body))
+            for route, body in PATH_REQUESTS
+        ]
+        series = sorted(client.get(f"/studies/{STUDY}").json()["Series"])
+        body = {"Resources": series, "Replace": {"InstitutionName": "B"}}
+        bulk = client.post("/tools/bulk-modify", json=body)
+        resources = bulk.json()["Resources"]
+        anonymized = client.post("/tools/bulk-anonymize", json={"Resources": [STUDY]}).json()
+        bad = client.post("/tools/bulk-modify", json={"Resources": "x"})
+        return {
+            "paths": paths,
+            "bulk_keys": sorted(bulk.json()),
+            "bulk_types": [r["Type"] for r in resources],
+            # Instance level: only SOPInstanceUID changes, so the parents keep their (same) IDs
+            "bulk_parents": [r["ID"] for r in resources if r["Type"] != "Instance"],
+            "anonymized_keys": sorted(anonymized),
+            "anonymized_types": [r["Type"] for r in anonymized["Resources"]],
+            "bad": [bad.status_code, bad.json()["OrthancStatus"]],
+        }
+
+
+@pytest.mark.orthanc
+@pytest.mark.skipif(not orthanc_available(), reason="Orthanc 1.10.1 is not installed")
+def test_paths_and_bulk_as_orthanc(obelisk: ObeliskProcess, tmp_path: Path) -> None:
+    ours = _paths_and_bulk(obelisk.url)
+    with running_orthanc(tmp_path / "orthanc") as orthanc:
+        theirs = _paths_and_bulk(orthanc.url)
+    assert ours == theirs

@@ -375,8 +375,7 @@ class SqlWriter:
         self._flush()  # it may have been stored earlier in this transaction
         replaced = tuple(a.uuid for a in self._attachments(internal_id))
         self._execute(
-            "DELETE FROM changes WHERE public_id = "
-            "(SELECT public_id FROM resources WHERE id = ?)",
+            "DELETE FROM changes WHERE public_id = (SELECT public_id FROM resources WHERE id = ?)",
             (internal_id,),
         )
         self._execute("DELETE FROM resources WHERE id = ?", (internal_id,))

@@ -680,6 +680,13 @@ class JobEngine:
                 log.exception("Job %s (%s) cannot be rebuilt", record.id, record.type_name)
                 self._finish(record, None, _FAILURE, _as_error(exc), record.runtime)
                 return
+            # Rebuilt from its last snapshot (after a restart, a pause or on another server).
+            log.info(
+                "Job %s (%s) resumes at %d %%",
+                record.id,
+                record.type_name,
+                _percent(record.progress),
+            )
         self._emit("state", record, _RUNNING)
         output_dir = self.output_root / record.id
         output_dir.mkdir(parents=True, exist_ok=True)

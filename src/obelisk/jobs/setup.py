@@ -36,5 +36,6 @@ def build_engine(settings: Settings, index_location: str) -> JobEngine:
         node=node,
         lease_seconds=float(settings.obelisk["JobLeaseSeconds"]),
     )
+    # A diagnostic kind on purpose, not a test fixture: see docs/jobs.md, "The built-in Noop kind".
     engine.register_kind(noop.TYPE_NAME, noop.rebuild, noop.validate)
     return engine

@@ -13,32 +13,33 @@ Two writers:
 * :func:`stream_archive` feeds an HTTP answer with ~1 MB chunks from zipstream-ng as the files are
   read, so the download starts at once (synchronous ``GET``/``POST``).
 * :class:`ArchiveJob` writes ``archive.zip`` into the job's output folder a few files per step.
-  After each step the file is a complete ZIP; the snapshot lists the entries written and where the
-  last one ends, so a job resumed after a crash truncates the file there and goes on.
+  After each step the file is a complete ZIP; a journal next to it lists the entries written, and
+  the snapshot says where the ZIP's last entry and the journal end, so a job resumed after a crash
+  truncates both files there and goes on.
 """
 
 from __future__ import annotations
 
 import io
-import itertools
+import json
 import time
 import warnings
 import zipfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import pydicom
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.sequence import Sequence as DicomSequence
+from pydicom.dataset import Dataset
 from zipstream import ZipStream
 
 from obelisk.core.levels import Level
 from obelisk.errors import BadRequest, InexistentItem, ObeliskError, UnknownResource
 from obelisk.index.base import Attachment
 from obelisk.jobs.model import JobContext, JobOutput, StepResult, StopReason
-from obelisk.services.modification import read_dataset, transcode_dataset
+from obelisk.services.dicom_values import read_dataset, transcode_dataset
+from obelisk.services.dicomdir import encode_dicomdir, record_info
 
 if TYPE_CHECKING:
     from obelisk.services.context import Services
@@ -46,7 +47,6 @@ if TYPE_CHECKING:
 CHUNK_SIZE = 1 << 20
 ZIP_COMMENT = b"Created by Obelisk"
 MEDIA_FOLDER = "IMAGES"
-DICOMDIR_SOP_CLASS = "1.2.840.10008.1.3.10"
 STEP_SECONDS = 0.5
 _ZIP64_MARGIN = 64 << 20
 
@@ -192,175 +192,6 @@ def _tags(services: Services, public_id: str) -> dict[str, str]:
     return resource.main_tags
 
 
-# -- DICOMDIR ----------------------------------------------------------------------------------
-_PATIENT_KEYS = ("PatientName", "PatientID")
-_PATIENT_EXTENDED = ("PatientBirthDate", "PatientSex")
-_STUDY_KEYS = (
-    "StudyDate",
-    "StudyTime",
-    "StudyDescription",
-    "StudyInstanceUID",
-    "StudyID",
-    "AccessionNumber",
-)
-_STUDY_EXTENDED = ("ReferringPhysicianName",)
-_SERIES_KEYS = ("Modality", "SeriesInstanceUID", "SeriesNumber")
-_SERIES_EXTENDED = ("SeriesDescription", "SeriesDate", "SeriesTime", "BodyPartExamined")
-_IMAGE_KEYS = ("InstanceNumber",)
-_IMAGE_EXTENDED = ("ImageType", "Rows", "Columns", "NumberOfFrames", "ContentDate", "ContentTime")
-
-_RECORD_TYPES = {
-    "1.2.840.10008.5.1.4.1.1.104.1": "ENCAP DOC",
-    "1.2.840.10008.5.1.4.1.1.104.2": "ENCAP DOC",
-    "1.2.840.10008.5.1.4.1.1.66": "RAW DATA",
-    "1.2.840.10008.5.1.4.1.1.481.2": "RT DOSE",
-    "1.2.840.10008.5.1.4.1.1.481.3": "RT STRUCTURE SET",
-    "1.2.840.10008.5.1.4.1.1.481.5": "RT PLAN",
-    "1.2.840.10008.5.1.4.1.1.481.4": "RT TREAT RECORD",
-}
-
-
-def _record_type(sop_class: str) -> str:
-    if sop_class in _RECORD_TYPES:
-        return _RECORD_TYPES[sop_class]
-    if sop_class.startswith("1.2.840.10008.5.1.4.1.1.88."):
-        return "SR DOCUMENT"
-    if sop_class.startswith("1.2.840.10008.5.1.4.1.1.11."):
-        return "PRESENTATION"
-    return "IMAGE"
-
-
-def _text(ds: Dataset, keyword: str) -> str | None:
-    if keyword not in ds:
-        return None
-    value = ds[keyword].value
-    if value is None:
-        return ""
-    if isinstance(value, list | pydicom.multival.MultiValue):
-        return "\\".join(str(v) for v in value)
-    return str(value)
-
-
-def record_info(file_id: list[str], ds: Dataset, *, extended: bool) -> dict[str, Any]:
-    """What the DICOMDIR needs from one instance, as JSON (kept in job snapshots)."""
-
-    def pick(keys: tuple[str, ...], more: tuple[str, ...]) -> dict[str, str]:
-        found = {}
-        for key in keys + (more if extended else ()):
-            value = _text(ds, key)
-            if value is not None:
-                found[key] = value
-        return found
-
-    meta = getattr(ds, "file_meta", FileMetaDataset())
-    return {
-        "FileID": file_id,
-        "CharacterSet": _text(ds, "SpecificCharacterSet"),
-        "Patient": pick(_PATIENT_KEYS, _PATIENT_EXTENDED),
-        "Study": pick(_STUDY_KEYS, _STUDY_EXTENDED),
-        "Series": pick(_SERIES_KEYS, _SERIES_EXTENDED),
-        "Image": pick(_IMAGE_KEYS, _IMAGE_EXTENDED),
-        "SOPClassUID": _text(ds, "SOPClassUID") or str(meta.get("MediaStorageSOPClassUID", "")),
-        "SOPInstanceUID": _text(ds, "SOPInstanceUID") or "",
-        "TransferSyntaxUID": str(meta.get("TransferSyntaxUID", pydicom.uid.ExplicitVRLittleEndian)),
-    }
-
-
-def encode_dicomdir(records: list[dict[str, Any]]) -> bytes:
-    """A DICOMDIR (explicit VR little endian) over the given :func:`record_info` items."""
-    patients: dict[str, dict[str, dict[str, list[dict[str, Any]]]]] = {}
-    first: dict[str, dict[str, Any]] = {}
-    for info in records:
-        patient_key = info["Patient"].get("PatientID", "")
-        study_key = info["Study"].get("StudyInstanceUID", "")
-        series_key = info["Series"].get("SeriesInstanceUID", "")
-        first.setdefault(patient_key, info)
-        first.setdefault(f"{patient_key}|{study_key}", info)
-        first.setdefault(f"{patient_key}|{study_key}|{series_key}", info)
-        patients.setdefault(patient_key, {}).setdefault(study_key, {}).setdefault(
-            series_key, []
-        ).append(info)
-
-    # Flat list in depth-first order, with the tree as (index, children indexes).
-    items: list[Dataset] = []
-    children: dict[int, list[int]] = {}
-    roots: list[int] = []
-
-    def record(kind: str, values: dict[str, str], charset: str | None) -> int:
-        item = Dataset()
-        item.OffsetOfTheNextDirectoryRecord = 0
-        item.RecordInUseFlag = 0xFFFF
-        item.OffsetOfReferencedLowerLevelDirectoryEntity = 0
-        item.DirectoryRecordType = kind
-        if charset:
-            item.SpecificCharacterSet = charset.split("\\")
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            for keyword, value in values.items():
-                setattr(item, keyword, value.split("\\") if "\\" in value else value)
-        items.append(item)
-        return len(items) - 1
-
-    for patient_key, studies in patients.items():
-        info = first[patient_key]
-        patient = record("PATIENT", {"PatientID": "", **info["Patient"]}, info["CharacterSet"])
-        roots.append(patient)
-        for study_key, series_map in studies.items():
-            info = first[f"{patient_key}|{study_key}"]
-            study_values = {"StudyDate": "", "StudyTime": "", **info["Study"]}
-            study = record("STUDY", study_values, info["CharacterSet"])
-            children.setdefault(patient, []).append(study)
-            for series_key, images in series_map.items():
-                info = first[f"{patient_key}|{study_key}|{series_key}"]
-                series = record("SERIES", info["Series"], info["CharacterSet"])
-                children.setdefault(study, []).append(series)
-                for image_info in images:
-                    image = record(
-                        _record_type(image_info["SOPClassUID"]),
-                        image_info["Image"],
-                        image_info["CharacterSet"],
-                    )
-                    item = items[image]
-                    item.ReferencedFileID = image_info["FileID"]
-                    item.ReferencedSOPClassUIDInFile = image_info["SOPClassUID"]
-                    item.ReferencedSOPInstanceUIDInFile = image_info["SOPInstanceUID"]
-                    item.ReferencedTransferSyntaxUIDInFile = image_info["TransferSyntaxUID"]
-                    children.setdefault(series, []).append(image)
-
-    ds = Dataset()
-    ds.file_meta = FileMetaDataset()
-    ds.file_meta.MediaStorageSOPClassUID = pydicom.uid.UID(DICOMDIR_SOP_CLASS)
-    ds.file_meta.MediaStorageSOPInstanceUID = pydicom.uid.generate_uid()
-    ds.file_meta.TransferSyntaxUID = pydicom.uid.ExplicitVRLittleEndian
-    ds.FileSetID = ""
-    ds.OffsetOfTheFirstDirectoryRecordOfTheRootDirectoryEntity = 0
-    ds.OffsetOfTheLastDirectoryRecordOfTheRootDirectoryEntity = 0
-    ds.FileSetConsistencyFlag = 0
-    ds.DirectoryRecordSequence = DicomSequence(items)
-
-    def encode() -> bytes:
-        buffer = io.BytesIO()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            ds.save_as(buffer, enforce_file_format=True)
-        return buffer.getvalue()
-
-    # Offsets are those of each record's item tag: encode once, read where the items start,
-    # then encode again with the offsets (they are fixed-size UL values: nothing moves).
-    draft = pydicom.dcmread(io.BytesIO(encode()))
-    offsets = [int(item.seq_item_tell) for item in draft.DirectoryRecordSequence]
-    for parent, kids in children.items():
-        items[parent].OffsetOfReferencedLowerLevelDirectoryEntity = offsets[kids[0]]
-        for current, following in itertools.pairwise(kids):
-            items[current].OffsetOfTheNextDirectoryRecord = offsets[following]
-    for current, following in itertools.pairwise(roots):
-        items[current].OffsetOfTheNextDirectoryRecord = offsets[following]
-    if roots:
-        ds.OffsetOfTheFirstDirectoryRecordOfTheRootDirectoryEntity = offsets[roots[0]]
-        ds.OffsetOfTheLastDirectoryRecordOfTheRootDirectoryEntity = offsets[roots[-1]]
-    return encode()
-
-
 # -- reading files -------------------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class ArchiveOptions:
@@ -474,12 +305,20 @@ def _zipinfo_from_json(data: dict[str, Any]) -> zipfile.ZipInfo:
 
 
 class ArchiveJob:
-    """``Archive`` / ``Media``: writes ``archive.zip`` in the output folder, resumably."""
+    """``Archive`` / ``Media``: writes ``archive.zip`` in the output folder, resumably.
+
+    The central-directory entries written so far (and, for media, the DICOMDIR records) go to a
+    journal next to the ZIP, one JSON line per file, rather than into the snapshot: the snapshot
+    (saved after every step) stays small however many files the archive holds. The snapshot keeps
+    the counts and where the ZIP and the journal end; a resumed job cuts both files there.
+    """
 
     def __init__(self, services: Services, state: dict[str, Any]) -> None:
         self.services = services
         self.state = state
         self.type_name = "Media" if state["Media"] else "Archive"
+        self._written: list[zipfile.ZipInfo] | None = None  # None: read from the journal
+        self._records: list[dict[str, Any]] = []
 
     @classmethod
     def create(
@@ -502,7 +341,8 @@ class ArchiveJob:
 
     @staticmethod
     def _initial() -> dict[str, Any]:
-        return {"Position": 0, "End": 0, "Written": [], "Records": [], "Done": False, "Path": None}
+        return {"Position": 0, "End": 0, "Written": 0, "JournalEnd": 0, "Done": False,
+                "Path": None}  # fmt: skip
 
     @property
     def options(self) -> ArchiveOptions:
@@ -521,26 +361,50 @@ class ArchiveJob:
         path = Path(context.output_dir) / "archive.zip"
         state["Path"] = str(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        mode = "r+b" if path.exists() and state["Written"] else "w+b"
-        with open(path, mode) as handle:
+        journal_path = path.with_name("archive.entries")
+        if self._written is None:
+            self._load_journal(journal_path)
+        assert self._written is not None
+        mode = "r+b" if path.exists() and self._written else "w+b"
+        with open(path, mode) as handle, open(journal_path, "ab") as journal:
             handle.seek(state["End"])
             handle.truncate()
             archive = zipfile.ZipFile(handle, "w", allowZip64=True)
-            for data in state["Written"]:
-                info = _zipinfo_from_json(data)
+            for info in self._written:
                 archive.filelist.append(info)
                 archive.NameToInfo[info.filename] = info
             archive.comment = ZIP_COMMENT
             try:
-                self._write_some(archive)
+                self._write_some(archive, journal)
             finally:
                 state["End"] = archive.start_dir
                 archive.close()
+                state["JournalEnd"] = journal.tell()
+                state["Written"] = len(self._written)
         if state["Done"]:
             return StepResult.success()
         return StepResult.cont()
 
-    def _write_some(self, archive: zipfile.ZipFile) -> None:
+    def _load_journal(self, journal_path: Path) -> None:
+        """The entries of the last saved step; lines written after it (a crash) are cut off."""
+        written = self.state["Written"]
+        self._records = list(self.state.get("Records", []))
+        if isinstance(written, list):  # a snapshot from before the journal existed
+            self._written = [_zipinfo_from_json(data) for data in written]
+            return
+        self._written = []
+        if not written:
+            journal_path.unlink(missing_ok=True)
+            return
+        with open(journal_path, "r+b") as journal:
+            journal.truncate(int(self.state["JournalEnd"]))
+            for line in journal.read().splitlines():
+                data = json.loads(line)
+                self._written.append(_zipinfo_from_json(data["Entry"]))
+                if "Record" in data:
+                    self._records.append(data["Record"])
+
+    def _write_some(self, archive: zipfile.ZipFile, journal: BinaryIO) -> None:
         state = self.state
         options = self.options
         entries = state["Entries"]
@@ -549,34 +413,48 @@ class ArchiveJob:
         while state["Position"] < len(entries):
             name, instance_id, size = entries[state["Position"]]
             entry = ArchiveEntry(name, instance_id, int(size))
-            self._write_entry(archive, entry, options, zip64)
+            self._write_entry(archive, journal, entry, options, zip64)
             state["Position"] += 1
             if time.monotonic() > deadline:
                 return
         if options.media:
-            self._add(archive, "DICOMDIR", [encode_dicomdir(state["Records"])], zip64=False)
+            dicomdir = [encode_dicomdir(self._records)]
+            self._add(archive, journal, "DICOMDIR", dicomdir, zip64=False)
         state["Done"] = True
 
     def _write_entry(
-        self, archive: zipfile.ZipFile, entry: ArchiveEntry, options: ArchiveOptions, zip64: bool
+        self,
+        archive: zipfile.ZipFile,
+        journal: BinaryIO,
+        entry: ArchiveEntry,
+        options: ArchiveOptions,
+        zip64: bool,
     ) -> None:
         try:
             if not options.media and options.transcode is None:
                 chunks: Iterable[bytes] = _file_chunks(self.services, entry)
-                self._add(archive, entry.path, chunks, zip64=zip64 or entry.size > (1 << 31))
+                large = zip64 or entry.size > (1 << 31)
+                self._add(archive, journal, entry.path, chunks, zip64=large)
                 return
             data = b"".join(_file_chunks(self.services, entry))
         except (InexistentItem, UnknownResource):
             return  # removed since the job was submitted: skipped, as Orthanc does
         if options.transcode is not None:
             data = _transcoded(data, options.transcode)
+        record = None
         if options.media:
             record = record_info(entry.path.split("/"), _header(data), extended=options.extended)
-            self.state["Records"].append(record)
-        self._add(archive, entry.path, [data], zip64=zip64)
+        self._add(archive, journal, entry.path, [data], zip64=zip64, record=record)
 
     def _add(
-        self, archive: zipfile.ZipFile, name: str, chunks: Iterable[bytes], *, zip64: bool
+        self,
+        archive: zipfile.ZipFile,
+        journal: BinaryIO,
+        name: str,
+        chunks: Iterable[bytes],
+        *,
+        zip64: bool,
+        record: dict[str, Any] | None = None,
     ) -> None:
         info = zipfile.ZipInfo(name, time.localtime(time.time())[:6])
         info.compress_type = zipfile.ZIP_DEFLATED if self.state["Deflate"] else zipfile.ZIP_STORED
@@ -584,7 +462,13 @@ class ArchiveJob:
         with archive.open(info, "w", force_zip64=zip64) as target:
             for chunk in chunks:
                 target.write(chunk)
-        self.state["Written"].append(_zipinfo_json(info))
+        assert self._written is not None
+        self._written.append(info)
+        line: dict[str, Any] = {"Entry": _zipinfo_json(info)}
+        if record is not None:
+            self._records.append(record)
+            line["Record"] = record
+        journal.write(json.dumps(line).encode() + b"\n")
 
     def progress(self) -> float:
         total = len(self.state["Entries"]) + 1
@@ -614,7 +498,11 @@ class ArchiveJob:
     def reset(self) -> None:
         if self.state["Path"]:
             Path(self.state["Path"]).unlink(missing_ok=True)
+            Path(self.state["Path"]).with_name("archive.entries").unlink(missing_ok=True)
+        self.state.pop("Records", None)
         self.state.update(self._initial())
+        self._written = None
+        self._records = []
 
     def stop(self, reason: StopReason) -> None:
         return None

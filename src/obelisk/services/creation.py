@@ -20,8 +20,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 
 from obelisk.core.levels import Level
 from obelisk.errors import BadRequest, ErrorCode, InexistentItem, ObeliskError, UnknownResource
-from obelisk.services.ingest import Origin, StoreResult
-from obelisk.services.modification import (
+from obelisk.services.dicom_values import (
     IDENTIFIERS,
     PATIENT_MODULE,
     SERIES_MODULE,
@@ -33,6 +32,7 @@ from obelisk.services.modification import (
     needs_unicode,
     resolve_tag,
 )
+from obelisk.services.ingest import Origin, StoreResult
 
 if TYPE_CHECKING:
     from obelisk.services.context import Services

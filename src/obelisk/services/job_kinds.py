@@ -7,6 +7,8 @@ Queue requests::
     {"Type": "Media", "Resources": [ids], "Extended": true}
     {"Type": "ResourceModification", "Level": "Study", "Resource": id, "Anonymize": false,
      ...the body of /modify or /anonymize...}
+    {"Type": "ResourceModification", "Resources": [ids], "Anonymize": false,
+     ...the body of /tools/bulk-modify or /tools/bulk-anonymize...}
     {"Type": "SplitStudy", "Study": id, ...the body of /split...}
     {"Type": "MergeStudy", "Study": id, ...the body of /merge...}
 """
@@ -19,7 +21,7 @@ from obelisk.core.levels import Level
 from obelisk.errors import BadRequest
 from obelisk.jobs.model import Job
 from obelisk.services.archives import ArchiveJob, ArchiveOptions, plan_archive
-from obelisk.services.modification import (
+from obelisk.services.modification_jobs import (
     MergeStudyJob,
     ModificationService,
     OriginInfo,
@@ -69,6 +71,9 @@ def register_job_kinds(engine: JobEngine, services: Services) -> None:
         return ArchiveJob.create(services, plan_archive(services, resources, media=media), options)
 
     def modification_from_request(request: dict[str, Any]) -> Job:
+        anonymize = bool(request.get("Anonymize", False))
+        if "Resources" in request:  # as /tools/bulk-modify or /tools/bulk-anonymize
+            return modifications.bulk_job(request, anonymize=anonymize, origin=OriginInfo())
         try:
             level = Level.parse(_string(request, "Level"))
         except KeyError as exc:
@@ -77,7 +82,7 @@ def register_job_kinds(engine: JobEngine, services: Services) -> None:
             level,
             _string(request, "Resource"),
             request,
-            anonymize=bool(request.get("Anonymize", False)),
+            anonymize=anonymize,
             origin=OriginInfo(kind="RestApi"),
         )
 

@@ -58,9 +58,7 @@ def test_find_case_sensitive_when_asked(loaded: TestClient) -> None:
 
 
 def test_find_date_ranges_and_lists(loaded: TestClient) -> None:
-    assert _find(loaded, "Study", StudyDate="20200101-20211231") == sorted(
-        [_study(0), _study(1)]
-    )
+    assert _find(loaded, "Study", StudyDate="20200101-20211231") == sorted([_study(0), _study(1)])
     assert _find(loaded, "Study", StudyDate="20220101-") == [_study(2)]
     assert _find(loaded, "Series", Modality="MR\\US") == [
         ResourceIds.compute("P2", "1.1", "1.1.1", "x").series

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import shutil
 import subprocess
 import time
@@ -116,6 +117,9 @@ def test_job_resumes_from_its_snapshot(
     # a crash after more steps than the snapshot knows: garbage at the end of the file
     with open(tmp_path / "archive.zip", "ab") as handle:
         handle.write(b"garbage" * 100)
+    with open(tmp_path / "archive.entries", "ab") as handle:  # entries of an unsaved step
+        handle.write(b'{"Entry": {"Name": "lost.dcm"}}\n')
+    assert len(json.dumps(snapshot)) < 2000  # the entries written are not in the snapshot
     resumed = ArchiveJob(services, snapshot)
     steps = 0
     while resumed.step(context).outcome.value == "Continue":

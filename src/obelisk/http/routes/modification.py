@@ -1,4 +1,5 @@
-"""Modify, anonymize, split and merge; ``/tools/create-dicom``; ``/instances/{id}/pdf``."""
+"""Modify, anonymize (also ``/tools/bulk-modify|anonymize``), split and merge;
+``/tools/create-dicom``; ``/instances/{id}/pdf``."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from obelisk.http.responses import OrthancJSON
 from obelisk.http.routes.archives import optional_json
 from obelisk.services.creation import CreateRequest, CreationService
 from obelisk.services.ingest import Origin
-from obelisk.services.modification import ModificationService, OriginInfo
+from obelisk.services.modification_jobs import ModificationService, OriginInfo
 
 
 def modifications(request: Request) -> ModificationService:
@@ -69,6 +70,18 @@ def _instance_route(anonymize: bool) -> Route:
     return Route(f"/instances/{{id}}/{suffix}", endpoint, methods=["POST"])
 
 
+def _bulk_route(anonymize: bool) -> Route:
+    async def endpoint(request: Request) -> Response:
+        body = await optional_json(request)
+        job = await run_in_threadpool(
+            modifications(request).bulk_job, body, anonymize=anonymize, origin=_origin(request)
+        )
+        return await job_response(request, job, body)
+
+    suffix = "anonymize" if anonymize else "modify"
+    return Route(f"/tools/bulk-{suffix}", endpoint, methods=["POST"])
+
+
 async def split(request: Request) -> Response:
     body = await json_object(request)
     job = await run_in_threadpool(
@@ -116,6 +129,8 @@ routes = [
     ],
     _instance_route(False),
     _instance_route(True),
+    _bulk_route(False),
+    _bulk_route(True),
     Route("/studies/{id}/split", split, methods=["POST"]),
     Route("/studies/{id}/merge", merge, methods=["POST"]),
     Route("/tools/create-dicom", create_dicom, methods=["POST"]),

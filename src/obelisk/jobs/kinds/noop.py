@@ -1,4 +1,7 @@
-"""``Noop``: a harmless job kind for trying the queue and for tests (always registered).
+"""``Noop``: a diagnostic job kind, always registered (``docs/jobs.md`` says why).
+
+It reads and writes no DICOM data, only sleeps, so operators can try the queue API (pause, resume,
+move, batches, restarts) on a live server, and tests can drive the engine.
 
 Request (``POST /queue/add`` or an item of ``POST /queue/batch``)::
 
