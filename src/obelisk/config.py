@@ -130,6 +130,9 @@ OBELISK_OPTIONS: dict[str, tuple[type | tuple[type, ...], Any]] = {
     "JobsNode": (str, ""),
     "JobLeaseSeconds": ((int, float), 30),
     "LoadSavedJobs": (bool, True),
+    # Serve store-only DICOM associations (storescu, C-MOVE sub-operations) with Obelisk's own
+    # receive path instead of pynetdicom's (docs/dicom-network.md).
+    "DicomStoreFastPath": (bool, True),
 }
 
 
