@@ -234,9 +234,9 @@ class IngestService:
         prepared = self._prepare(data, origin)
         if isinstance(prepared, StoreResult):
             return prepared
-        future = self._committer.submit(prepared.new, (prepared.uuid,))
         try:
-            outcome = future.result()
+            self._storage.sync([prepared.uuid])
+            outcome = self._committer.submit(prepared.new).result()
         except BaseException:
             self._storage.remove(prepared.uuid)
             raise
@@ -247,9 +247,13 @@ class IngestService:
         prepared = self._prepare(data, origin)
         if isinstance(prepared, StoreResult):
             return prepared
-        future = self._committer.submit(prepared.new, (prepared.uuid,))
         try:
-            outcome = await asyncio.wrap_future(future)
+            # Each caller flushes its own file, from a worker thread: concurrent fsyncs share one
+            # journal commit of the filesystem, where the committer would run them one by one.
+            await asyncio.get_running_loop().run_in_executor(
+                None, self._storage.sync, [prepared.uuid]
+            )
+            outcome = await asyncio.wrap_future(self._committer.submit(prepared.new))
         except BaseException:
             self._storage.remove(prepared.uuid)
             raise
