@@ -21,7 +21,6 @@ from obelisk.services.metric_sources import register_metric_sources
 from obelisk.services.resources import ResourceService
 from obelisk.storage.base import StorageArea
 
-
 if TYPE_CHECKING:
     from obelisk.services.dicom_network import DicomNetwork
 

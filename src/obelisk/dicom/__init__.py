@@ -1,0 +1,1 @@
+"""DIMSE over pynetdicom: the DICOM server (``scp``), the client (``scu``), shared contexts."""

@@ -1,0 +1,162 @@
+"""The DICOM client used by jobs and REST calls: pynetdicom behind the services' ``DicomClient``.
+
+Every failure to associate or to get an answer becomes an ``ObeliskError`` with Orthanc's
+``NetworkProtocol`` code, here at the one boundary that calls pynetdicom.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+
+import pydicom
+from pynetdicom import AE, evt
+from pynetdicom.association import Association
+from pynetdicom.presentation import PresentationContext, build_context
+
+from obelisk.core.levels import Level
+from obelisk.dicom.contexts import (
+    PATIENT_ROOT_FIND,
+    PATIENT_ROOT_MOVE,
+    STUDY_ROOT_FIND,
+    STUDY_ROOT_MOVE,
+    VERIFICATION,
+    quiet_pynetdicom,
+    set_nodelay,
+    storage_contexts,
+)
+from obelisk.errors import BadFileFormat, ErrorCode, ObeliskError
+from obelisk.services.dicom_client import MoveOutcome, Peer
+
+#: Answers to C-FIND and C-MOVE requests, by status class.
+_PENDING = (0xFF00, 0xFF01)
+_WARNING = 0xB000
+_UNKNOWN_DESTINATION = 0xA801
+
+
+def _network_error(message: str) -> ObeliskError:
+    return ObeliskError(message, code=ErrorCode.NetworkProtocol, http_status=500)
+
+
+class PynetdicomStoreSession:
+    def __init__(self, assoc: Association, peer: Peer) -> None:
+        self._assoc = assoc
+        self._peer = peer
+
+    def send(self, data: bytes, *, move_originator: tuple[str, int] | None = None) -> int:
+        try:
+            dataset = pydicom.dcmread(io.BytesIO(data))
+        except Exception as exc:
+            raise BadFileFormat("Cannot read a stored instance") from exc
+        if not self._assoc.is_established:
+            raise _network_error(f"The association with {self._peer.aet} was lost")
+        try:
+            answer = self._assoc.send_c_store(
+                dataset,
+                originator_aet=move_originator[0] if move_originator else None,
+                originator_id=move_originator[1] if move_originator else None,
+            )
+        except (ValueError, AttributeError, RuntimeError) as exc:
+            raise _network_error(
+                f"C-STORE SCU to AET {self._peer.aet!r} is impossible: {exc}"
+            ) from exc
+        if "Status" not in answer:
+            raise _network_error(f"No answer to C-STORE from AET {self._peer.aet!r}")
+        return int(answer.Status)
+
+    def close(self) -> None:
+        if self._assoc.is_established:
+            self._assoc.release()
+
+
+class PynetdicomClient:
+    """Opens one association per operation (per store job for C-STORE)."""
+
+    def __init__(self, default_timeout: float = 10) -> None:
+        quiet_pynetdicom()
+        self._default_timeout = default_timeout
+
+    def _associate(self, peer: Peer, contexts: Sequence[PresentationContext]) -> Association:
+        ae = AE(ae_title=peer.local_aet)
+        timeout = peer.timeout or self._default_timeout
+        ae.acse_timeout = timeout
+        ae.dimse_timeout = timeout
+        ae.network_timeout = timeout
+        ae.connection_timeout = timeout
+        assoc = ae.associate(
+            peer.host,
+            peer.port,
+            contexts=list(contexts),
+            ae_title=peer.aet,
+            evt_handlers=[(evt.EVT_CONN_OPEN, set_nodelay)],
+        )
+        if not assoc.is_established:
+            raise _network_error(
+                f"Cannot associate with AET {peer.aet!r} at {peer.host}:{peer.port}"
+                + (" (rejected)" if assoc.is_rejected else "")
+            )
+        return assoc
+
+    def echo(self, peer: Peer) -> None:
+        assoc = self._associate(peer, [build_context(VERIFICATION)])
+        try:
+            answer = assoc.send_c_echo()
+        finally:
+            assoc.release()
+        if int(answer.get("Status", -1)) != 0:
+            raise _network_error(f"C-ECHO to AET {peer.aet!r} failed")
+
+    def open_store(self, peer: Peer, contexts: Sequence[tuple[str, str]]) -> PynetdicomStoreSession:
+        proposed = storage_contexts(contexts)
+        if not proposed:
+            proposed = [build_context(VERIFICATION)]
+        return PynetdicomStoreSession(self._associate(peer, proposed), peer)
+
+    def find(self, peer: Peer, level: Level, identifier: pydicom.Dataset) -> list[pydicom.Dataset]:
+        model = PATIENT_ROOT_FIND if level is Level.PATIENT else STUDY_ROOT_FIND
+        assoc = self._associate(peer, [build_context(model)])
+        answers: list[pydicom.Dataset] = []
+        final = -1
+        try:
+            for status, found in assoc.send_c_find(identifier, model):
+                code = int(status.get("Status", -1)) if status else -1
+                if code in _PENDING and found is not None:
+                    answers.append(found)
+                else:
+                    final = code
+        finally:
+            assoc.release()
+        if final != 0:
+            raise ObeliskError(
+                f"C-FIND SCU to AET {peer.aet!r} failed (status 0x{final & 0xFFFF:04X})",
+                code=ErrorCode.NetworkProtocol,
+                http_status=422,
+            )
+        return answers
+
+    def move(
+        self, peer: Peer, level: Level, identifier: pydicom.Dataset, target_aet: str
+    ) -> MoveOutcome:
+        model = PATIENT_ROOT_MOVE if level is Level.PATIENT else STUDY_ROOT_MOVE
+        assoc = self._associate(peer, [build_context(model)])
+        final = None
+        try:
+            for status, _ in assoc.send_c_move(identifier, target_aet, model):
+                if status and int(status.get("Status", -1)) not in _PENDING:
+                    final = status
+        finally:
+            assoc.release()
+        code = int(final.get("Status", -1)) if final is not None else -1
+        if code not in (0x0000, _WARNING):
+            reason = " (unknown destination)" if code == _UNKNOWN_DESTINATION else ""
+            raise ObeliskError(
+                f"C-MOVE SCU to AET {peer.aet!r} failed with status 0x{code & 0xFFFF:04X}" + reason,
+                code=ErrorCode.NetworkProtocol,
+                http_status=422,
+            )
+        assert final is not None
+        return MoveOutcome(
+            completed=int(final.get("NumberOfCompletedSuboperations", 0) or 0),
+            failed=int(final.get("NumberOfFailedSuboperations", 0) or 0),
+            warning=int(final.get("NumberOfWarningSuboperations", 0) or 0),
+        )

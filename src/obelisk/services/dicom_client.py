@@ -1,0 +1,64 @@
+"""What services and jobs need from a DICOM client (SCU); ``obelisk.dicom.scu`` implements it.
+
+Services speak of peers and pydicom datasets only; the network library stays in the adapter,
+which ``server.py`` hands to :class:`~obelisk.services.dicom_network.DicomNetwork`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import pydicom
+
+from obelisk.core.levels import Level
+
+
+@dataclass(frozen=True, slots=True)
+class Peer:
+    """A remote application entity, as one association sees it."""
+
+    aet: str
+    host: str
+    port: int
+    local_aet: str
+    #: Seconds for association and DIMSE answers; 0 = the server's default.
+    timeout: float = 0
+
+
+@dataclass(frozen=True, slots=True)
+class MoveOutcome:
+    completed: int = 0
+    failed: int = 0
+    warning: int = 0
+
+
+class StoreSession(Protocol):
+    """An open association for C-STORE; used across the steps of a job, closed at its end."""
+
+    def send(self, data: bytes, *, move_originator: tuple[str, int] | None = None) -> int:
+        """Sends one DICOM file; answers the DIMSE status; raises ``ObeliskError`` (network)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class DicomClient(Protocol):
+    def echo(self, peer: Peer) -> None:
+        """C-ECHO; raises ``ObeliskError`` (``NetworkProtocol``) when the peer does not answer."""
+        ...
+
+    def open_store(self, peer: Peer, contexts: Sequence[tuple[str, str]]) -> StoreSession:
+        """An association proposing the (SOP class, transfer syntax) pairs given."""
+        ...
+
+    def find(self, peer: Peer, level: Level, identifier: pydicom.Dataset) -> list[pydicom.Dataset]:
+        """C-FIND (Study Root, or Patient Root at the patient level): the answers."""
+        ...
+
+    def move(
+        self, peer: Peer, level: Level, identifier: pydicom.Dataset, target_aet: str
+    ) -> MoveOutcome:
+        """C-MOVE of what ``identifier`` designates to ``target_aet``."""
+        ...

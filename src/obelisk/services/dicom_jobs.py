@@ -1,0 +1,245 @@
+"""DICOM network jobs: C-STORE SCU (``DicomModalityStore``) and C-MOVE SCU (``DicomMoveScu``).
+
+Both are step machines like every job: a step sends instances (or moves answers) for about half
+a second and the snapshot records how far it went, so a job resumed after a restart goes on with
+the next instance. The association of a store job stays open across steps and is closed when the
+job leaves the Running state.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pydicom
+
+from obelisk.core.dicom_json import full_tags, simplify
+from obelisk.core.levels import Level
+from obelisk.errors import ErrorCode, ObeliskError
+from obelisk.jobs.model import JobContext, JobOutput, StepResult, StopReason
+from obelisk.services.dicom_client import DicomClient, Peer, StoreSession
+
+STEP_SECONDS = 0.5
+STORE_TYPE = "DicomModalityStore"
+MOVE_TYPE = "DicomMoveScu"
+
+#: Reads the DICOM file of an instance (public id → bytes).
+ReadInstance = Callable[[str], bytes]
+#: Gives the DICOM client when a step needs it (jobs may be rebuilt before it is plugged in).
+ClientProvider = Callable[[], DicomClient]
+
+
+def peer_json(peer: Peer) -> dict[str, Any]:
+    return {
+        "AET": peer.aet,
+        "Host": peer.host,
+        "Port": peer.port,
+        "LocalAet": peer.local_aet,
+        "Timeout": peer.timeout,
+    }
+
+
+def peer_of(snapshot: dict[str, Any]) -> Peer:
+    return Peer(
+        snapshot["AET"],
+        snapshot["Host"],
+        int(snapshot["Port"]),
+        snapshot["LocalAet"],
+        float(snapshot["Timeout"]),
+    )
+
+
+class StoreScuJob:
+    """Sends instances to a modality over one association (Orthanc's ``DicomModalityStore``)."""
+
+    type_name = STORE_TYPE
+
+    def __init__(
+        self, client: ClientProvider, read: ReadInstance, snapshot: dict[str, Any]
+    ) -> None:
+        self._client = client
+        self._read = read
+        self._session: StoreSession | None = None
+        self.peer = peer_of(snapshot["Peer"])
+        self.instances: list[str] = list(snapshot["Instances"])
+        self.contexts = [(str(c[0]), str(c[1])) for c in snapshot["Contexts"]]
+        self.parents: list[str] = list(snapshot.get("ParentResources", []))
+        self.description: str = snapshot.get("Description", "REST API")
+        self.permissive = bool(snapshot.get("Permissive", False))
+        self.originator: tuple[str, int] | None = (
+            (snapshot["MoveOriginatorAet"], int(snapshot["MoveOriginatorID"]))
+            if snapshot.get("MoveOriginatorAet")
+            else None
+        )
+        self.position = int(snapshot.get("Position", 0))
+        self.failed: list[str] = list(snapshot.get("FailedInstances", []))
+
+    def step(self, context: JobContext) -> StepResult:
+        deadline = time.monotonic() + STEP_SECONDS
+        while self.position < len(self.instances) and time.monotonic() < deadline:
+            instance = self.instances[self.position]
+            try:
+                if self._session is None:
+                    self._session = self._client().open_store(self.peer, self.contexts)
+                status = self._session.send(self._read(instance), move_originator=self.originator)
+                if status not in (0x0000, 0xB000, 0xB006, 0xB007):
+                    raise ObeliskError(
+                        f"C-STORE of instance {instance} to {self.peer.aet} answered status "
+                        f"0x{status:04X}",
+                        code=ErrorCode.NetworkProtocol,
+                    )
+            except ObeliskError:
+                self._close()
+                if not self.permissive:
+                    raise
+                self.failed.append(instance)
+            self.position += 1
+        if self.position < len(self.instances):
+            return StepResult.cont()
+        self._close()
+        return StepResult.success()
+
+    def _close(self) -> None:
+        if self._session is not None:
+            session, self._session = self._session, None
+            session.close()
+
+    def progress(self) -> float:
+        return 1.0 if not self.instances else self.position / len(self.instances)
+
+    def content(self) -> dict[str, Any]:
+        return {
+            "Description": self.description,
+            "FailedInstancesCount": len(self.failed),
+            "InstancesCount": len(self.instances),
+            "LocalAet": self.peer.local_aet,
+            "ParentResources": self.parents,
+            "RemoteAet": self.peer.aet,
+        }
+
+    def serialize(self) -> dict[str, Any]:
+        return {
+            "Type": STORE_TYPE,
+            "Peer": peer_json(self.peer),
+            "Instances": self.instances,
+            "Contexts": [list(c) for c in self.contexts],
+            "ParentResources": self.parents,
+            "Description": self.description,
+            "Permissive": self.permissive,
+            "MoveOriginatorAet": self.originator[0] if self.originator else "",
+            "MoveOriginatorID": self.originator[1] if self.originator else 0,
+            "Position": self.position,
+            "FailedInstances": self.failed,
+        }
+
+    def reset(self) -> None:
+        self._close()
+        self.position = 0
+        self.failed = []
+
+    def stop(self, reason: StopReason) -> None:
+        self._close()
+
+    def outputs(self) -> dict[str, JobOutput]:
+        return {}
+
+
+class MoveScuJob:
+    """Asks a modality to C-MOVE resources to a target (Orthanc's ``DicomMoveScu``)."""
+
+    type_name = MOVE_TYPE
+
+    def __init__(self, client: ClientProvider, snapshot: dict[str, Any]) -> None:
+        self._client = client
+        self.peer = peer_of(snapshot["Peer"])
+        self.level = Level.parse(snapshot["Level"])
+        self.target_aet: str = snapshot["TargetAet"]
+        #: The identifiers, as simplified JSON (keyword → value).
+        self.queries: list[dict[str, str]] = list(snapshot["Queries"])
+        self.description: str = snapshot.get("Description", "REST API")
+        self.permissive = bool(snapshot.get("Permissive", False))
+        self.position = int(snapshot.get("Position", 0))
+        self.failed = int(snapshot.get("Failed", 0))
+
+    def step(self, context: JobContext) -> StepResult:
+        deadline = time.monotonic() + STEP_SECONDS
+        while self.position < len(self.queries) and time.monotonic() < deadline:
+            identifier = identifier_of(self.level, self.queries[self.position])
+            try:
+                outcome = self._client().move(self.peer, self.level, identifier, self.target_aet)
+                if outcome.failed and not self.permissive:
+                    raise ObeliskError(
+                        f"C-MOVE to {self.peer.aet}: {outcome.failed} sub-operations failed",
+                        code=ErrorCode.NetworkProtocol,
+                    )
+            except ObeliskError:
+                if not self.permissive:
+                    raise
+                self.failed += 1
+            self.position += 1
+        return StepResult.cont() if self.position < len(self.queries) else StepResult.success()
+
+    def progress(self) -> float:
+        return 1.0 if not self.queries else self.position / len(self.queries)
+
+    def content(self) -> dict[str, Any]:
+        return {
+            "Description": self.description,
+            "LocalAet": self.peer.local_aet,
+            "Query": [
+                {**query, "QueryRetrieveLevel": _qr_level(self.level)} for query in self.queries
+            ],
+            "RemoteAet": self.peer.aet,
+            "TargetAet": self.target_aet,
+        }
+
+    def serialize(self) -> dict[str, Any]:
+        return {
+            "Type": MOVE_TYPE,
+            "Peer": peer_json(self.peer),
+            "Level": self.level.title,
+            "TargetAet": self.target_aet,
+            "Queries": self.queries,
+            "Description": self.description,
+            "Permissive": self.permissive,
+            "Position": self.position,
+            "Failed": self.failed,
+        }
+
+    def reset(self) -> None:
+        self.position = 0
+        self.failed = 0
+
+    def stop(self, reason: StopReason) -> None:
+        return None
+
+    def outputs(self) -> dict[str, JobOutput]:
+        return {}
+
+
+def _qr_level(level: Level) -> str:
+    return "IMAGE" if level is Level.INSTANCE else level.name
+
+
+#: The keys a C-MOVE identifier carries at each level (unique keys of the level and above).
+MOVE_KEYS = {
+    Level.PATIENT: ("PatientID",),
+    Level.STUDY: ("PatientID", "StudyInstanceUID"),
+    Level.SERIES: ("PatientID", "StudyInstanceUID", "SeriesInstanceUID"),
+    Level.INSTANCE: ("PatientID", "StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID"),
+}
+
+
+def move_keys_of(level: Level, answer: pydicom.Dataset) -> dict[str, str]:
+    """The identifier to retrieve one C-FIND answer, as simplified JSON."""
+    simple = simplify(full_tags(answer))
+    return {k: str(simple[k]) for k in MOVE_KEYS[level] if simple.get(k)}
+
+
+def identifier_of(level: Level, keys: dict[str, str]) -> pydicom.Dataset:
+    identifier = pydicom.Dataset()
+    identifier.QueryRetrieveLevel = _qr_level(level)
+    for keyword, value in keys.items():
+        setattr(identifier, keyword, value)
+    return identifier

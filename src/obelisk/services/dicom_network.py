@@ -1,0 +1,308 @@
+"""The DICOM network use cases behind ``/modalities`` and ``/queries``: echo, store (a job),
+store-straight, query/retrieve (C-FIND answers kept as ``/queries/{id}``, C-MOVE as a job).
+
+Query/retrieve answers live in memory, as in Orthanc (the last :data:`MAX_QUERIES` are kept).
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+import uuid
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import pydicom
+from pydicom.datadict import dictionary_VR
+
+from obelisk.core.changes import MetadataType
+from obelisk.core.dicom_json import full_tags, shorten, simplify
+from obelisk.core.levels import Level
+from obelisk.core.tags import parse_tag
+from obelisk.errors import BadFileFormat, BadRequest, ErrorCode, ObeliskError, UnknownResource
+from obelisk.jobs.model import Job
+from obelisk.services.dicom_client import DicomClient, Peer
+from obelisk.services.dicom_jobs import (
+    MOVE_TYPE,
+    STORE_TYPE,
+    MoveScuJob,
+    StoreScuJob,
+    identifier_of,
+    move_keys_of,
+    peer_json,
+)
+from obelisk.services.dicom_requests import DicomRequestService
+from obelisk.services.modalities import AccessPolicy, ModalityRegistry, RemoteModality
+
+if TYPE_CHECKING:
+    from obelisk.jobs.engine import JobEngine
+    from obelisk.services.context import Services
+
+MAX_QUERIES = 100
+_EXPLICIT_LE = "1.2.840.10008.1.2.1"
+_IMPLICIT_LE = "1.2.840.10008.1.2"
+#: Keys added to a query when absent (Orthanc's normalisation), so answers can be retrieved.
+_QUERY_KEYS = {
+    Level.PATIENT: ("PatientID",),
+    Level.STUDY: ("AccessionNumber", "StudyInstanceUID"),
+    Level.SERIES: ("StudyInstanceUID", "SeriesInstanceUID"),
+    Level.INSTANCE: ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID"),
+}
+
+
+@dataclass
+class StoredQuery:
+    modality: str
+    level: Level
+    query: pydicom.Dataset
+    answers: list[pydicom.Dataset]
+    local_aet: str
+    timeout: float
+
+
+def tag_format(dataset: pydicom.Dataset, style: str) -> dict[str, Any]:
+    """Orthanc's three JSON styles of a dataset: ``full`` (default), ``simplify``, ``short``."""
+    full = full_tags(dataset)
+    if style == "simplify":
+        return simplify(full)
+    if style == "short":
+        return shorten(full)
+    return full
+
+
+def build_identifier(level: Level, query: dict[str, Any], *, normalize: bool) -> pydicom.Dataset:
+    identifier = pydicom.Dataset()
+    for key, value in query.items():
+        try:
+            tag = parse_tag(str(key))
+        except ValueError as exc:
+            raise BadRequest(f"Unknown DICOM tag in the query: {key}") from exc
+        if not isinstance(value, str):
+            raise BadRequest(f"The value of {key} in the query must be a string")
+        identifier.add_new(tag, dictionary_VR(tag) if _known(tag) else "LO", value)
+    if normalize:
+        for keyword in _QUERY_KEYS[level]:
+            if keyword not in identifier:
+                setattr(identifier, keyword, "")
+    identifier.QueryRetrieveLevel = "IMAGE" if level is Level.INSTANCE else level.name
+    return identifier
+
+
+def _known(tag: int) -> bool:
+    try:
+        dictionary_VR(tag)
+    except KeyError:
+        return False
+    return True
+
+
+class DicomNetwork:
+    def __init__(self, services: Services, client: DicomClient | None) -> None:
+        settings = services.settings
+        self._services = services
+        self.client = client
+        self.local_aet = str(settings["DicomAet"])
+        self.registry = ModalityRegistry(services.index, settings["DicomModalities"])
+        self.policy = AccessPolicy.from_settings(settings.values)
+        self.requests = DicomRequestService(
+            services.find, services.resources, case_sensitive_pn=bool(settings["CaseSensitivePN"])
+        )
+        self._default_timeout = float(settings.get("DicomScuTimeout", 10) or 10)
+        self._queries: OrderedDict[str, StoredQuery] = OrderedDict()
+        self._lock = threading.Lock()
+
+    # -- wiring ---------------------------------------------------------------------------------
+    def register_job_kinds(self, engine: JobEngine) -> None:
+        read = self._services.resources.dicom_bytes
+        engine.register_kind(STORE_TYPE, lambda s: StoreScuJob(self._client, read, s))
+        engine.register_kind(MOVE_TYPE, lambda s: MoveScuJob(self._client, s))
+
+    def _client(self) -> DicomClient:
+        if self.client is None:
+            raise ObeliskError("The DICOM client is not available", code=ErrorCode.NotImplemented)
+        return self.client
+
+    def peer(self, name: str, body: dict[str, Any] | None = None) -> Peer:
+        modality = self.registry.get(name)
+        return self._peer_of(modality, body or {})
+
+    def _peer_of(self, modality: RemoteModality, body: dict[str, Any]) -> Peer:
+        local = modality.local_aet or body.get("LocalAet") or self.local_aet
+        timeout = body.get("Timeout", modality.timeout) or self._default_timeout
+        if not isinstance(local, str) or isinstance(timeout, bool):
+            raise BadRequest('"LocalAet" must be a string and "Timeout" a number')
+        if not isinstance(timeout, int | float):
+            raise BadRequest('"Timeout" must be a number')
+        return Peer(modality.aet, modality.host, modality.port, local, float(timeout))
+
+    # -- echo and store -------------------------------------------------------------------------
+    def echo(self, name: str, body: dict[str, Any]) -> None:
+        self._client().echo(self.peer(name, body))
+
+    def store_job(self, name: str, body: dict[str, Any]) -> Job:
+        peer = self.peer(name, body)
+        resources = body.get("Resources")
+        if isinstance(resources, str):
+            resources = [resources]
+        if not isinstance(resources, list) or not all(isinstance(r, str) for r in resources):
+            raise BadRequest('"Resources" must be a list of Orthanc identifiers')
+        instances, contexts = self._instances_and_contexts(resources)
+        originator_aet = body.get("MoveOriginatorAet", "")
+        originator_id = body.get("MoveOriginatorID", 0)
+        if not isinstance(originator_aet, str) or not isinstance(originator_id, int):
+            raise BadRequest('"MoveOriginatorAet" must be a string, "MoveOriginatorID" a number')
+        snapshot = {
+            "Peer": peer_json(peer),
+            "Instances": instances,
+            "Contexts": contexts,
+            "ParentResources": resources,
+            "Permissive": bool(body.get("Permissive", False)),
+            "MoveOriginatorAet": originator_aet,
+            "MoveOriginatorID": originator_id,
+        }
+        return StoreScuJob(self._client, self._services.resources.dicom_bytes, snapshot)
+
+    def _instances_and_contexts(self, resources: list[str]) -> tuple[list[str], list[list[str]]]:
+        index = self._services.index
+        instances: list[str] = []
+        internal: list[int] = []
+        for public_id in resources:
+            resource = index.lookup(public_id)
+            if resource is None:
+                raise UnknownResource(f"Unknown resource: {public_id}")
+            for found in index.instance_files(resource.internal_id):
+                instances.append(found.public_id)
+                internal.append(found.internal_id)
+        classes = index.metadata_of_many(internal, MetadataType.SopClassUid)
+        syntaxes = index.metadata_of_many(internal, MetadataType.TransferSyntax)
+        pairs = sorted({(classes.get(i, ""), syntaxes.get(i, _EXPLICIT_LE)) for i in internal})
+        return instances, [[sop, ts] for sop, ts in pairs if sop]
+
+    def store_straight(self, name: str, data: bytes) -> dict[str, str]:
+        try:
+            header = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True)
+            sop_class = str(header.SOPClassUID)
+            sop_instance = str(header.SOPInstanceUID)
+            syntax = str(header.file_meta.TransferSyntaxUID)
+        except Exception as exc:
+            raise BadFileFormat("The body is not a DICOM file") from exc
+        session = self._client().open_store(self.peer(name), [(sop_class, syntax)])
+        try:
+            status = session.send(data)
+        finally:
+            session.close()
+        if status not in (0x0000, 0xB000, 0xB006, 0xB007):
+            raise ObeliskError(
+                f"C-STORE to modality {name} answered status 0x{status:04X}",
+                code=ErrorCode.NetworkProtocol,
+            )
+        return {"SOPClassUID": sop_class, "SOPInstanceUID": sop_instance}
+
+    # -- query / retrieve -----------------------------------------------------------------------
+    def query(self, name: str, body: dict[str, Any]) -> str:
+        level = _level(body)
+        query = body.get("Query", {})
+        if not isinstance(query, dict):
+            raise BadRequest('"Query" must be a JSON object')
+        peer = self.peer(name, body)
+        identifier = build_identifier(level, query, normalize=bool(body.get("Normalize", True)))
+        answers = self._client().find(peer, level, identifier)
+        query_id = str(uuid.uuid4())
+        with self._lock:
+            self._queries[query_id] = StoredQuery(
+                name, level, identifier, answers, peer.local_aet, peer.timeout
+            )
+            while len(self._queries) > MAX_QUERIES:
+                self._queries.popitem(last=False)
+        return query_id
+
+    def find_simple(self, name: str, level: Level, query: dict[str, Any]) -> list[dict[str, Any]]:
+        """The deprecated ``/modalities/{id}/find-patient|study|series|instance``."""
+        identifier = build_identifier(level, query, normalize=True)
+        answers = self._client().find(self.peer(name), level, identifier)
+        return [tag_format(answer, "simplify") for answer in answers]
+
+    def query_ids(self) -> list[str]:
+        with self._lock:
+            return list(self._queries)
+
+    def stored_query(self, query_id: str) -> StoredQuery:
+        with self._lock:
+            found = self._queries.get(query_id)
+        if found is None:
+            raise UnknownResource(f"Unknown query: {query_id}")
+        return found
+
+    def delete_query(self, query_id: str) -> None:
+        with self._lock:
+            if self._queries.pop(query_id, None) is None:
+                raise UnknownResource(f"Unknown query: {query_id}")
+
+    def answer(self, query_id: str, index: int) -> pydicom.Dataset:
+        answers = self.stored_query(query_id).answers
+        if not 0 <= index < len(answers):
+            raise ObeliskError(
+                f"No answer {index} in query {query_id}", code=ErrorCode.InexistentItem
+            )
+        return answers[index]
+
+    def retrieve_job(self, query_id: str, index: int | None, body: dict[str, Any]) -> Job:
+        stored = self.stored_query(query_id)
+        answers = stored.answers if index is None else [self.answer(query_id, index)]
+        peer = self.peer(stored.modality, {"LocalAet": stored.local_aet, **body})
+        target = body.get("TargetAet") or self.local_aet
+        if not isinstance(target, str):
+            raise BadRequest('"TargetAet" must be a string')
+        queries = [move_keys_of(stored.level, answer) for answer in answers]
+        return self._move_job(peer, stored.level, queries, target, body)
+
+    def move_job(self, name: str, body: dict[str, Any]) -> Job:
+        level = _level(body)
+        resources = body.get("Resources")
+        if not isinstance(resources, list) or not all(isinstance(r, dict) for r in resources):
+            raise BadRequest('"Resources" must be a list of JSON objects (tag → value)')
+        queries = []
+        for resource in resources:
+            identifier = build_identifier(level, resource, normalize=False)
+            queries.append(
+                {
+                    k: str(v)
+                    for k, v in tag_format(identifier, "simplify").items()
+                    if k != "QueryRetrieveLevel"
+                }
+            )
+        target = body.get("TargetAet") or self.local_aet
+        if not isinstance(target, str):
+            raise BadRequest('"TargetAet" must be a string')
+        return self._move_job(self.peer(name, body), level, queries, target, body)
+
+    def _move_job(
+        self,
+        peer: Peer,
+        level: Level,
+        queries: list[dict[str, str]],
+        target: str,
+        body: dict[str, Any],
+    ) -> Job:
+        snapshot = {
+            "Peer": peer_json(peer),
+            "Level": level.title,
+            "TargetAet": target,
+            "Queries": queries,
+            "Permissive": bool(body.get("Permissive", False)),
+        }
+        return MoveScuJob(self._client, snapshot)
+
+
+def _level(body: dict[str, Any]) -> Level:
+    text = body.get("Level")
+    if not isinstance(text, str):
+        raise BadRequest('Field "Level" is required and must be a string')
+    try:
+        return Level.parse(text)
+    except KeyError as exc:
+        raise BadRequest(f"Unknown resource level: {text}") from exc
+
+
+__all__ = ["DicomNetwork", "StoredQuery", "build_identifier", "identifier_of", "tag_format"]
