@@ -18,7 +18,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 from obelisk.core.changes import ChangeType, ContentType, MetadataType
@@ -89,6 +89,7 @@ class _Prepared:
     new: NewInstance
     uuid: str
     started: float  # perf_counter() when the store began (orthanc_store_dicom_duration_ms)
+    flushed: Future[None]  # the file's fsync, started before the header was parsed
 
 
 class GroupCommitter:
@@ -213,6 +214,8 @@ class IngestService:
         self._options = options
         self._delete_patient = delete_patient
         self._metrics = metrics or Metrics(enabled=False)
+        #: Flushes received files while their headers are parsed (fsync releases the GIL).
+        self._flusher = ThreadPoolExecutor(max_workers=8, thread_name_prefix="obelisk-fsync")
         self.filters: list[InstanceFilter] = []
         self._committer = GroupCommitter(
             index,
@@ -228,6 +231,7 @@ class IngestService:
 
     def close(self) -> None:
         self._committer.close()
+        self._flusher.shutdown(wait=True)
 
     def store(self, data: bytes, origin: Origin) -> StoreResult:
         """Stores one DICOM file; blocks until it is durable. Raises ``BadFileFormat``."""
@@ -235,7 +239,7 @@ class IngestService:
         if isinstance(prepared, StoreResult):
             return prepared
         try:
-            self._storage.sync([prepared.uuid])
+            prepared.flushed.result()
             outcome = self._committer.submit(prepared.new).result()
         except BaseException:
             self._storage.remove(prepared.uuid)
@@ -248,11 +252,7 @@ class IngestService:
         if isinstance(prepared, StoreResult):
             return prepared
         try:
-            # Each caller flushes its own file, from a worker thread: concurrent fsyncs share one
-            # journal commit of the filesystem, where the committer would run them one by one.
-            await asyncio.get_running_loop().run_in_executor(
-                None, self._storage.sync, [prepared.uuid]
-            )
+            await asyncio.wrap_future(prepared.flushed)
             outcome = await asyncio.wrap_future(self._committer.submit(prepared.new))
         except BaseException:
             self._storage.remove(prepared.uuid)
@@ -260,18 +260,27 @@ class IngestService:
         return self._finish(prepared, outcome, origin)
 
     def _prepare(self, data: bytes, origin: Origin) -> _Prepared | StoreResult:
-        """Parses, filters, de-duplicates and writes the file (not yet flushed)."""
+        """Writes the file and starts its flush, then parses, filters and de-duplicates.
+
+        The file goes first so that its ``fsync`` (in a worker thread; concurrent ones share a
+        journal commit of the filesystem) runs while the header is parsed. A file that turns out
+        not to be stored (not DICOM, filtered out, already stored) is removed again.
+        """
         started = time.perf_counter()
-        parsed = parse_instance(data)
-        for accept in self.filters:
-            if not accept(parsed, origin):
-                return StoreResult(StoreStatus.FilteredOut, parsed.ids)
-        if not self._options.overwrite and self._index.lookup(parsed.ids.instance) is not None:
-            return StoreResult(StoreStatus.AlreadyStored, parsed.ids)
         stored, attachment = encode_attachment(
             ContentType.Dicom, data, compress=self._options.compress
         )
         self._storage.write(attachment.uuid, stored)
+        flushed = self._flusher.submit(self._storage.sync, [attachment.uuid])
+        try:
+            parsed = parse_instance(data)
+            refused = self._refusal(parsed, origin)
+        except BaseException:
+            self._discard(attachment.uuid, flushed)
+            raise
+        if refused is not None:
+            self._discard(attachment.uuid, flushed)
+            return refused
         new = NewInstance(
             public_ids=parsed.ids.by_level(),
             main_tags=parsed.main_tags,
@@ -279,7 +288,23 @@ class IngestService:
             metadata=_instance_metadata(parsed, origin),
             series_metadata=_series_metadata(parsed, origin),
         )
-        return _Prepared(parsed, new, attachment.uuid, started)
+        return _Prepared(parsed, new, attachment.uuid, started, flushed)
+
+    def _refusal(self, parsed: ParsedInstance, origin: Origin) -> StoreResult | None:
+        for accept in self.filters:
+            if not accept(parsed, origin):
+                return StoreResult(StoreStatus.FilteredOut, parsed.ids)
+        if not self._options.overwrite and self._index.lookup(parsed.ids.instance) is not None:
+            return StoreResult(StoreStatus.AlreadyStored, parsed.ids)
+        return None
+
+    def _discard(self, uuid: str, flushed: Future[None]) -> None:
+        """Removes a file written for nothing: now if its flush has not started, else once it
+        is over (whatever its outcome), without waiting for it."""
+        if flushed.cancel():
+            self._storage.remove(uuid)
+        else:
+            flushed.add_done_callback(lambda _: self._storage.remove(uuid))
 
     def _finish(self, prepared: _Prepared, outcome: StoreOutcome, origin: Origin) -> StoreResult:
         self._metrics.observe_store_dicom((time.perf_counter() - prepared.started) * 1000)
