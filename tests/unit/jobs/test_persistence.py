@@ -99,9 +99,10 @@ def test_paused_stays_paused_and_history_survives(tmp_path: Path) -> None:
     database = tmp_path / "index.db"
     first = engine_on(database, tmp_path, history_size=2)
     first.start()
-    done = [first.submit_requests([{"Type": "Noop"}])[0] for _ in range(3)]
-    for job_id in done:
-        first.wait(job_id, 10)
+    done = []
+    for _ in range(3):  # one after the other, so that they complete in this order
+        done.append(first.submit_requests([{"Type": "Noop"}])[0])
+        first.wait(done[-1], 10)
     first.stop_dispatch()
     paused, retrying = first.submit_requests(
         [{"Type": "Noop"}, {"Type": "Noop", "RetryAt": 0, "RetryDelay": 600}]
