@@ -128,12 +128,15 @@ def _unsupported(details: str) -> ObeliskError:
     )
 
 
-def _check_frame(dataset: Dataset, frame: int) -> None:
+def _check_frame(dataset: Dataset, frame: int, *, as_parameter: bool = False) -> None:
+    """Refuses a frame the instance lacks: 404 for images, as Orthanc 1.10.1; 400 "Parameter out
+    of range" with ``as_parameter``, as Orthanc answers for raw frames and ``/numpy``."""
     if "PixelData" not in dataset:
         raise _unsupported("The instance has no pixel data")
     count = frame_count(dataset)
-    if not 0 <= frame < count:  # Orthanc answers 404 here
-        raise InexistentItem(f"Frame {frame} out of range: the instance has {count} frames")
+    if not 0 <= frame < count:
+        message = f"Frame {frame} out of range: the instance has {count} frames"
+        raise ParameterOutOfRange(message) if as_parameter else InexistentItem(message)
 
 
 def decode_frame(dataset: Dataset, frame: int = 0) -> NDArray[np.generic]:
@@ -353,7 +356,7 @@ def truncated(
 def raw_frame(data: bytes | Dataset, frame: int = 0) -> tuple[bytes, str]:
     """The frame's bytes as stored (a JPEG/J2K stream for those syntaxes) and its media type."""
     dataset = load(data)
-    _check_frame(dataset, frame)
+    _check_frame(dataset, frame, as_parameter=True)
     syntax = str(dataset.file_meta.get("TransferSyntaxUID", ""))
     pixel_data: bytes = dataset.PixelData
     if syntax in pydicom.uid.AllTransferSyntaxes and pydicom.uid.UID(syntax).is_compressed:
@@ -379,6 +382,8 @@ def raw_frame_gz(data: bytes | Dataset, frame: int = 0) -> bytes:
 def numpy_array(data: bytes | Dataset, frame: int | None, *, rescale: bool) -> NDArray[np.generic]:
     """Orthanc's ``/numpy``: (height, width, channels) for a frame, with frames first else."""
     dataset = load(data)
+    if frame is not None:
+        _check_frame(dataset, frame, as_parameter=True)
     frames = [frame] if frame is not None else range(frame_count(dataset))
     arrays = []
     for index in frames:

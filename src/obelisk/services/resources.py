@@ -12,8 +12,9 @@ import pydicom
 from obelisk.core.changes import ChangeType, ContentType, MetadataType
 from obelisk.core.levels import Level
 from obelisk.core.series import series_status
+from obelisk.core.slices import Slice, normal_of, order_slices, parse_vector
 from obelisk.core.timestamps import now_iso
-from obelisk.errors import BadFileFormat, UnknownResource
+from obelisk.errors import BadFileFormat, ErrorCode, ObeliskError, UnknownResource
 from obelisk.events import EventBus, ResourceChanged
 from obelisk.index.base import Attachment, DeleteOutcome, Index, InstanceFile, Resource
 from obelisk.services.files import AttachmentReader
@@ -94,6 +95,35 @@ class ResourceService:
             else:
                 result.append(ResourceView(resource))
         return result
+
+    def ordered_slices(self, public_id: str) -> tuple[list[Slice], bool]:
+        """The series' instances in spatial order, and whether they form a volume."""
+        series = self.get(Level.SERIES, public_id)
+        files = self.index.instance_files(series.internal_id)
+        instances = self.index.get_by_internal_ids([f.internal_id for f in files], children=False)
+        indexes = self.index.metadata_of_many(
+            [f.internal_id for f in files], MetadataType.IndexInSeries
+        )
+        slices = []
+        for instance in instances:
+            tags = instance.main_tags
+            position = parse_vector(tags.get("ImagePositionPatient"), 3)
+            frames = tags.get("NumberOfFrames", "1").strip()
+            index = indexes.get(instance.internal_id)
+            slices.append(
+                Slice(
+                    instance.public_id,
+                    (position[0], position[1], position[2]) if position else None,
+                    int(index) if index and index.isdigit() else None,
+                    int(frames) if frames.isdigit() else 1,
+                )
+            )
+        ordered = order_slices(slices, normal_of(series.main_tags.get("ImageOrientationPatient")))
+        if ordered is None:
+            raise ObeliskError(
+                f"Cannot order the slices of series {public_id}", code=ErrorCode.CannotOrderSlices
+            )
+        return ordered
 
     def _indexes_in_series(self, series_internal_id: int) -> list[int | None]:
         instance_ids = [f.internal_id for f in self.index.instance_files(series_internal_id)]

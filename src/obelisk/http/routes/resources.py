@@ -129,6 +129,24 @@ async def instances_tags(request: Request) -> Response:
     return OrthancJSON(await run_in_threadpool(work))
 
 
+async def ordered_slices(request: Request) -> Response:
+    """Orthanc's deprecated ``/series/{id}/ordered-slices``, still used by old viewers."""
+    svc = services(request).resources
+    slices, is_volume = await run_in_threadpool(svc.ordered_slices, request.path_params["id"])
+    return OrthancJSON(
+        {
+            "Type": "Volume" if is_volume else "Sequence",
+            "Dicom": [f"/instances/{s.public_id}/file" for s in slices],
+            "Slices": [
+                f"/instances/{s.public_id}/frames/{frame}"
+                for s in slices
+                for frame in range(s.frames)
+            ],
+            "SlicesShort": [[s.public_id, 0, s.frames] for s in slices],
+        }
+    )
+
+
 def _module_route(level: Level, suffix: str, module_level: Level) -> Route:
     """``/{level}/{id}/module``: the main tags of a level, read from one instance's file."""
     wanted = {format_tag(tag) for tag in MODULE_TAGS[module_level]}
@@ -165,6 +183,7 @@ routes = [
     Route("/patients/{id}/protected", put_protected, methods=["PUT"]),
     Route("/{level:level}/{id}/shared-tags", shared_tags, methods=["GET"]),
     Route("/{level:level}/{id}/instances-tags", instances_tags, methods=["GET"]),
+    Route("/series/{id}/ordered-slices", ordered_slices, methods=["GET"]),
     *[_module_route(level, "module", level) for level in Level],
     _module_route(Level.STUDY, "module-patient", Level.PATIENT),
 ]
