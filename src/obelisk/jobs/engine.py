@@ -496,8 +496,13 @@ class JobEngine:
             return Dispatch.STOPPING if self._running else Dispatch.STOPPED
 
     def stop_dispatch(self) -> Dispatch:
-        """Running jobs finish; no new job starts."""
-        with self._lock:
+        """Running jobs finish; no new job starts.
+
+        Taken with the claim lock: once this returns, no worker is between its check of the
+        flag and its claim, so no job submitted afterwards can be taken (and handed back later,
+        behind the back of a queue reorder).
+        """
+        with self._claiming, self._lock:
             self._dispatching = False
         return self.dispatch
 
@@ -650,11 +655,11 @@ class JobEngine:
                     self._running.discard(record.id)
 
     def _claim(self) -> JobRecord | None:
-        with self._lock:
-            if not self._dispatching or self._stopping.is_set():
-                return None
-            kinds = list(self._kinds)
-        with self._claiming:
+        with self._claiming:  # the flag cannot change between its check and the claim
+            with self._lock:
+                if not self._dispatching or self._stopping.is_set():
+                    return None
+                kinds = list(self._kinds)
             now = time.time()
             record = self.store.claim(self.owner, kinds, now, now + self.lease_seconds)
         if record is not None:
