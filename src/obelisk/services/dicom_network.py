@@ -33,6 +33,7 @@ from obelisk.services.dicom_jobs import (
     peer_json,
 )
 from obelisk.services.dicom_requests import DicomRequestService
+from obelisk.services.find import level_field
 from obelisk.services.modalities import AccessPolicy, ModalityRegistry, RemoteModality
 
 if TYPE_CHECKING:
@@ -201,7 +202,7 @@ class DicomNetwork:
 
     # -- query / retrieve -----------------------------------------------------------------------
     def query(self, name: str, body: dict[str, Any]) -> str:
-        level = _level(body)
+        level = level_field(body)
         query = body.get("Query", {})
         if not isinstance(query, dict):
             raise BadRequest('"Query" must be a JSON object')
@@ -258,7 +259,7 @@ class DicomNetwork:
         return self._move_job(peer, stored.level, queries, target, body)
 
     def move_job(self, name: str, body: dict[str, Any]) -> Job:
-        level = _level(body)
+        level = level_field(body)
         resources = body.get("Resources")
         if not isinstance(resources, list) or not all(isinstance(r, dict) for r in resources):
             raise BadRequest('"Resources" must be a list of JSON objects (tag → value)')
@@ -293,16 +294,6 @@ class DicomNetwork:
             "Permissive": bool(body.get("Permissive", False)),
         }
         return MoveScuJob(self._client, snapshot)
-
-
-def _level(body: dict[str, Any]) -> Level:
-    text = body.get("Level")
-    if not isinstance(text, str):
-        raise BadRequest('Field "Level" is required and must be a string')
-    try:
-        return Level.parse(text)
-    except KeyError as exc:
-        raise BadRequest(f"Unknown resource level: {text}") from exc
 
 
 __all__ = ["DicomNetwork", "StoredQuery", "build_identifier", "identifier_of", "tag_format"]

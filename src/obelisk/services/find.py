@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from obelisk.core.dicom_json import element_text
 from obelisk.core.levels import Level
 from obelisk.core.matching import Constraint, is_indexed, parse_constraint
 from obelisk.core.tags import parse_tag
-from obelisk.errors import BadRequest, ErrorCode
+from obelisk.errors import BadRequest, ErrorCode, ParameterOutOfRange
 from obelisk.index.base import Index
 from obelisk.services.resources import ResourceService
 
@@ -107,3 +108,14 @@ class FindService:
             if not constraint.matches(value):
                 return False
         return True
+
+
+def level_field(body: dict[str, Any]) -> Level:
+    """The ``Level`` of a request body (``/tools/find``, ``/modalities/{m}/query``…)."""
+    text = body.get("Level")
+    if not isinstance(text, str):
+        raise BadRequest('Field "Level" is required and must be a string')
+    try:
+        return Level.parse(text)
+    except KeyError as exc:
+        raise ParameterOutOfRange(f"Unknown resource level: {text}") from exc

@@ -17,7 +17,7 @@ from obelisk.errors import BadRequest, ParameterOutOfRange
 from obelisk.http.params import expect_type, json_object, services
 from obelisk.http.render import resource_json
 from obelisk.http.responses import OrthancJSON, ok
-from obelisk.services.find import FindRequest
+from obelisk.services.find import FindRequest, level_field
 
 _CONFORMANCE = """Obelisk DICOM conformance (summary)
 Implementation: Obelisk, Orthanc REST API 1.10.1 compatible
@@ -28,19 +28,9 @@ Transfer syntaxes: Implicit VR LE, Explicit VR LE/BE, Deflated, JPEG, JPEG-LS, J
 """
 
 
-def _level(body: dict[str, Any]) -> Level:
-    text = body.get("Level")
-    if not isinstance(text, str):
-        raise BadRequest('Field "Level" is required and must be a string')
-    try:
-        return Level.parse(text)
-    except KeyError as exc:
-        raise ParameterOutOfRange(f"Unknown resource level: {text}") from exc
-
-
 async def find(request: Request) -> Response:
     body = await json_object(request)
-    level = _level(body)
+    level = level_field(body)
     query = body.get("Query")
     if not isinstance(query, dict):
         raise BadRequest('Field "Query" is required and must be a JSON object')
