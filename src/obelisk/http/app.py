@@ -34,6 +34,7 @@ from obelisk.http.routes import (
     tools,
 )
 from obelisk.http.routes import modification as modification_routes
+from obelisk.http.routing import IndexedRouter
 from obelisk.services.context import Services
 
 log = logging.getLogger("obelisk.http")
@@ -60,6 +61,7 @@ def create_app(services: Services) -> Starlette:
 
     app = Starlette(
         routes=[
+            *instances.upload_routes,
             *system.routes,
             *observability.routes,
             *tools.routes,
@@ -89,6 +91,8 @@ def create_app(services: Services) -> Starlette:
             Exception: on_unexpected,
         },
     )
+    # Same routes, same order; each request only tries those of its first path segment.
+    app.router = IndexedRouter(app.router.routes)
     app.state.services = services
     return app
 

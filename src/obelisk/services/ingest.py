@@ -216,6 +216,7 @@ class IngestService:
         self._metrics = metrics or Metrics(enabled=False)
         #: Flushes received files while their headers are parsed (fsync releases the GIL).
         self._flusher = ThreadPoolExecutor(max_workers=8, thread_name_prefix="obelisk-fsync")
+        self._preparer = ThreadPoolExecutor(max_workers=4, thread_name_prefix="obelisk-ingest")
         self.filters: list[InstanceFilter] = []
         self._committer = GroupCommitter(
             index,
@@ -231,6 +232,7 @@ class IngestService:
 
     def close(self) -> None:
         self._committer.close()
+        self._preparer.shutdown(wait=True)
         self._flusher.shutdown(wait=True)
 
     def store(self, data: bytes, origin: Origin) -> StoreResult:
@@ -247,8 +249,13 @@ class IngestService:
         return self._finish(prepared, outcome, origin)
 
     async def store_async(self, data: bytes, origin: Origin) -> StoreResult:
-        """:meth:`store` for an event loop: parses in the loop, awaits the commit."""
-        prepared = self._prepare(data, origin)
+        """:meth:`store` for an event loop: prepares in a worker thread, awaits the commit.
+
+        Not in the loop: the MD5, the file write and the de-duplication look-up release the GIL,
+        so concurrent uploads overlap them with each other's header parsing.
+        """
+        loop = asyncio.get_running_loop()
+        prepared = await loop.run_in_executor(self._preparer, self._prepare, data, origin)
         if isinstance(prepared, StoreResult):
             return prepared
         try:
