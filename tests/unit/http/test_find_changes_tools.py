@@ -162,3 +162,10 @@ def test_system_and_tools(client: TestClient) -> None:
     assert client.get("/tools/generate-uid?level=foo").status_code == 400
     assert "Verification" in client.get("/tools/dicom-conformance").text
     assert client.get("/tools/default-encoding").text == "Latin1"
+
+
+def test_tools_index_lists_the_tools_of_every_module(client: TestClient) -> None:
+    tools = client.get("/tools").json()
+    for name in ("find", "lookup", "create-archive", "metrics-prometheus", "log-level", "now"):
+        assert name in tools
+    assert tools == sorted(tools)

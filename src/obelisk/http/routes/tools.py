@@ -125,7 +125,11 @@ async def put_default_encoding(request: Request) -> Response:
 
 
 async def tools_index(request: Request) -> Response:
-    return OrthancJSON(sorted({r.path.split("/")[2] for r in routes if r.path.count("/") == 2}))
+    """Every ``/tools/<name>`` the application serves, whichever module defines it."""
+    paths = [getattr(route, "path", "") for route in request.app.routes]
+    return OrthancJSON(
+        sorted({p.split("/")[2] for p in paths if p.startswith("/tools/") and p.count("/") == 2})
+    )
 
 
 routes = [
