@@ -1,9 +1,10 @@
 """Receiving instances: parse the header, store the bytes, index them — durable before acknowledged.
 
-Every entry point (REST upload, C-STORE, STOW-RS, scripts) calls :meth:`IngestService.store` from
-its own thread. The caller parses the header and writes the file (``fsync``-ed by the storage
-area); a single :class:`GroupCommitter` thread then writes the index rows of every instance
-waiting at that moment in one transaction, so four concurrent uploads cost one commit, not four.
+Every entry point (REST upload, C-STORE, STOW-RS, scripts) calls :meth:`IngestService.store` (or
+``store_async`` from an event loop). The file is written first and its ``fsync`` starts in a
+worker thread while the header is parsed; once it is flushed, a single :class:`GroupCommitter`
+thread writes the index rows of every instance waiting at that moment in one transaction, so
+four concurrent uploads cost one commit, not four.
 A caller returns only once its transaction has committed: an acknowledged instance always has
 both its file and its index row. A crash in between leaves at most an orphan file, never a row
 without a file.
@@ -78,8 +79,6 @@ class IngestOptions:
 @dataclass(slots=True)
 class _Pending:
     new: NewInstance
-    #: Blobs written without ``fsync``: flushed by the committer, all of a batch at once.
-    unsynced: tuple[str, ...]
     future: Future[StoreOutcome]
 
 
@@ -93,19 +92,21 @@ class _Prepared:
 
 
 class GroupCommitter:
-    """One thread that commits the index rows of many instances per transaction."""
+    """One thread that commits the index rows of many instances per transaction.
+
+    Callers submit an instance only once its file is flushed: an index row never points at a
+    file that a power loss could take away.
+    """
 
     def __init__(
         self,
         index: Index,
-        storage: StorageArea,
         *,
         overwrite: bool,
         max_batch: int,
         after_commit: Callable[[list[tuple[NewInstance, StoreOutcome]]], None],
     ) -> None:
         self._index = index
-        self._storage = storage
         self._overwrite = overwrite
         self._max_batch = max(1, max_batch)
         self._after_commit = after_commit
@@ -115,9 +116,9 @@ class GroupCommitter:
         self.batches = 0
         self.committed = 0
 
-    def submit(self, new: NewInstance, unsynced: tuple[str, ...] = ()) -> Future[StoreOutcome]:
+    def submit(self, new: NewInstance) -> Future[StoreOutcome]:
         future: Future[StoreOutcome] = Future()
-        self._queue.put(_Pending(new, unsynced, future))
+        self._queue.put(_Pending(new, future))
         return future
 
     def close(self) -> None:
@@ -146,14 +147,6 @@ class GroupCommitter:
 
     def _commit(self, batch: list[_Pending]) -> None:
         now = now_iso()
-        try:
-            # Files first: an index row must never point at a file a power loss could take away.
-            self._storage.sync([uuid for pending in batch for uuid in pending.unsynced])
-        except Exception as exc:
-            log.exception("Cannot flush received files to the storage area")
-            for pending in batch:
-                pending.future.set_exception(exc)
-            return
         try:
             outcomes = self._write_rows(batch, now)
         except Exception:
@@ -220,7 +213,6 @@ class IngestService:
         self.filters: list[InstanceFilter] = []
         self._committer = GroupCommitter(
             index,
-            storage,
             overwrite=options.overwrite,
             max_batch=options.max_batch,
             after_commit=self._after_commit,
