@@ -43,6 +43,12 @@ if TYPE_CHECKING:
 MAX_QUERIES = 100
 _EXPLICIT_LE = "1.2.840.10008.1.2.1"
 _IMPLICIT_LE = "1.2.840.10008.1.2"
+#: The identifiers of an answer that restrict a query one level below it.
+_PARENT_KEYS = {
+    Level.STUDY: ("PatientID",),
+    Level.SERIES: ("PatientID", "StudyInstanceUID"),
+    Level.INSTANCE: ("PatientID", "StudyInstanceUID", "SeriesInstanceUID"),
+}
 #: Keys added to a query when absent (Orthanc's normalisation), so answers can be retrieved.
 _QUERY_KEYS = {
     Level.PATIENT: ("PatientID",),
@@ -217,6 +223,25 @@ class DicomNetwork:
             while len(self._queries) > MAX_QUERIES:
                 self._queries.popitem(last=False)
         return query_id
+
+    def child_query(self, query_id: str, index: int, level: Level, body: dict[str, Any]) -> str:
+        """``/queries/{id}/answers/{i}/query-studies|series|instances``: a new query one level
+        below an answer, restricted to it by the answer's identifiers, on the same modality."""
+        stored = self.stored_query(query_id)
+        answer = self.answer(query_id, index)
+        if level is not stored.level.child:
+            raise BadRequest(
+                f"An answer at level {stored.level.title} has no child query at {level.title}"
+            )
+        query = body.get("Query", {})
+        if not isinstance(query, dict):
+            raise BadRequest('"Query" must be a JSON object')
+        restricted = dict(query)
+        for key in _PARENT_KEYS[level]:
+            value = str(answer.get(key, "") or "")  # by keyword: the value itself
+            if value:
+                restricted[key] = value
+        return self.query(stored.modality, {**body, "Level": level.title, "Query": restricted})
 
     def find_simple(self, name: str, level: Level, query: dict[str, Any]) -> list[dict[str, Any]]:
         """The deprecated ``/modalities/{id}/find-patient|study|series|instance``."""

@@ -28,6 +28,7 @@ class Peer:
     def __init__(self, port: int, obelisk_port: int) -> None:
         self.received: list[pydicom.Dataset] = []
         self.moves: list[tuple[str, str]] = []
+        self.finds: list[pydicom.Dataset] = []
         self._obelisk_port = obelisk_port
         self.ae = AE(ae_title="PEER")
         self.ae.add_supported_context(VERIFICATION)
@@ -59,6 +60,7 @@ class Peer:
         return list(seen.values())
 
     def _on_find(self, event: evt.Event) -> Iterator[tuple[int, pydicom.Dataset | None]]:
+        self.finds.append(event.identifier)
         for dataset in self._studies(str(event.identifier.get("StudyInstanceUID", "") or "")):
             answer = pydicom.Dataset()
             answer.QueryRetrieveLevel = "STUDY"
@@ -149,6 +151,14 @@ def test_query_and_retrieve_round_trip(
     assert httpx.get(f"{query}/answers").json() == ["0"]
     content = httpx.get(f"{query}/answers/0/content?simplify").json()
     assert content["StudyInstanceUID"] == study_uid
+    # A child query of the answer: series of that study, on the same modality.
+    child = httpx.post(f"{query}/answers/0/query-series", json={}, timeout=60).json()
+    assert "ID" in child, child
+    assert httpx.get(f"{server.url}/queries/{child['ID']}/level").json() == "Series"
+    sent = peer.finds[-1]
+    assert sent.QueryRetrieveLevel == "SERIES" and sent.StudyInstanceUID == study_uid
+    wrong = httpx.post(f"{query}/answers/0/query-instances", json={}, timeout=60)
+    assert wrong.status_code == 400  # instances are not the children of a study answer
     retrieved = httpx.post(f"{query}/answers/0/retrieve", content=AET, timeout=60).json()
     assert retrieved["TargetAet"] == AET and retrieved["RemoteAet"] == "PEER"
     assert peer.moves[-1] == (AET, study_uid)

@@ -3,11 +3,14 @@ retrieval with C-MOVE (a ``DicomMoveScu`` job)."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from obelisk.core.levels import Level
 from obelisk.errors import ParameterOutOfRange
 from obelisk.http.jobs_support import job_response
 from obelisk.http.params import flag
@@ -16,7 +19,7 @@ from obelisk.http.routes.modalities import body_object, network
 from obelisk.services.dicom_network import tag_format
 
 _OPERATIONS = ["answers", "level", "modality", "query", "retrieve"]
-_ANSWER_OPERATIONS = ["content", "retrieve"]
+_ANSWER_OPERATIONS = ["content", "query-instances", "query-series", "query-studies", "retrieve"]
 
 
 def _style(request: Request) -> str:
@@ -86,6 +89,21 @@ async def retrieve_all(request: Request) -> Response:
     return await job_response(request, job, body)
 
 
+def _child_query(level: Level) -> Callable[[Request], Awaitable[Response]]:
+    async def endpoint(request: Request) -> Response:
+        body = await body_object(request)
+        query_id = await run_in_threadpool(
+            network(request).child_query,
+            request.path_params["id"],
+            _index(request),
+            level,
+            body,
+        )
+        return OrthancJSON({"ID": query_id, "Path": f"/queries/{query_id}"})
+
+    return endpoint
+
+
 async def retrieve_answer(request: Request) -> Response:
     body = await body_object(request, plain_key="TargetAet")
     query_id, index = request.path_params["id"], _index(request)
@@ -101,6 +119,16 @@ routes = [
     Route("/queries/{id}/answers/{index}", answer_operations, methods=["GET"]),
     Route("/queries/{id}/answers/{index}/content", answer_content, methods=["GET"]),
     Route("/queries/{id}/answers/{index}/retrieve", retrieve_answer, methods=["POST"]),
+    *(
+        Route(
+            f"/queries/{{id}}/answers/{{index}}/query-{name}", _child_query(level), methods=["POST"]
+        )
+        for name, level in (
+            ("studies", Level.STUDY),
+            ("series", Level.SERIES),
+            ("instances", Level.INSTANCE),
+        )
+    ),
     Route("/queries/{id}/level", level, methods=["GET"]),
     Route("/queries/{id}/modality", modality, methods=["GET"]),
     Route("/queries/{id}/query", original_query, methods=["GET"]),
