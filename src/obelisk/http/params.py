@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from starlette.requests import Request
 
 from obelisk.core.levels import Level
 from obelisk.errors import BadJson, BadRequest, ParameterOutOfRange
 from obelisk.services.context import Services
+
+_T = TypeVar("_T")
 
 
 def services(request: Request) -> Services:
@@ -32,14 +35,24 @@ def tag_style(request: Request) -> str:
     return "human"
 
 
-def integer(request: Request, name: str, default: int | None = None) -> int | None:
+def _argument(request: Request, name: str, convert: Callable[[str], _T], what: str) -> _T | None:
+    """A query argument converted, None when absent; a bad value is a 400 naming it."""
     text = request.query_params.get(name)
     if text is None:
-        return default
+        return None
     try:
-        return int(text)
+        return convert(text)
     except ValueError as exc:
-        raise ParameterOutOfRange(f'Argument "{name}" must be an integer, got "{text}"') from exc
+        raise ParameterOutOfRange(f'Argument "{name}" must be {what}, got "{text}"') from exc
+
+
+def integer(request: Request, name: str, default: int | None = None) -> int | None:
+    value = _argument(request, name, int, "an integer")
+    return default if value is None else value
+
+
+def number(request: Request, name: str) -> float | None:
+    return _argument(request, name, float, "a number")
 
 
 def since_limit(request: Request) -> tuple[int, int | None]:

@@ -24,7 +24,8 @@ from obelisk.core.levels import Level
 from obelisk.dicomweb.locate import Target, locate
 from obelisk.dicomweb.options import DicomWebOptions
 from obelisk.errors import BadRequest
-from obelisk.http.routes.pixels import accepted_format, number, pixel_service
+from obelisk.http.params import number
+from obelisk.http.routes.pixels import accepted_format, pixel_service
 from obelisk.services.pixels import ImageFormat, PixelService, RenderOptions, Viewport, Window
 
 THUMBNAIL_SIZE = 128

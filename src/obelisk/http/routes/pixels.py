@@ -16,8 +16,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from obelisk.errors import ErrorCode, ObeliskError, ParameterOutOfRange
-from obelisk.http.params import flag, services
+from obelisk.errors import ErrorCode, ObeliskError
+from obelisk.http.params import flag, number, services
 from obelisk.services import pixels
 from obelisk.services.pixels import ImageFormat, IntegerKind, PixelService, RenderOptions
 
@@ -40,16 +40,6 @@ def accepted_format(header: str | None, default: ImageFormat = ImageFormat.PNG) 
         code=ErrorCode.NotAcceptable,
         http_status=406,
     )
-
-
-def number(request: Request, name: str) -> float | None:
-    text = request.query_params.get(name)
-    if text is None:
-        return None
-    try:
-        return float(text)
-    except ValueError as exc:
-        raise ParameterOutOfRange(f'Argument "{name}" must be a number, got "{text}"') from exc
 
 
 def _quality(request: Request) -> int:
