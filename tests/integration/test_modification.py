@@ -11,10 +11,9 @@ from typing import Any
 import httpx
 import pydicom
 import pytest
-from pydicom.dataset import Dataset
-from pydicom.sequence import Sequence as DicomSequence
 
 from tests.integration.server_process import ObeliskProcess
+from tests.support.fixtures import with_references
 from tests.support.orthanc import orthanc_available, running_orthanc
 
 INPUTS = Path(__file__).resolve().parents[1] / "fixtures" / "orthanc" / "inputs"
@@ -70,15 +69,7 @@ def test_same_results_as_orthanc(obelisk: ObeliskProcess, tmp_path: Path) -> Non
 
 def _with_references() -> bytes:
     """An input file with a two-item ReferencedImageSequence (and its own SOPInstanceUID)."""
-    ds = pydicom.dcmread(INPUTS / "a1-1.dcm")
-    items = []
-    for n in range(2):
-        item = Dataset()
-        item.ReferencedSOPClassUID = "1.2.840.10008.5.1.4.1.1.4"
-        item.ReferencedSOPInstanceUID = f"1.2.3.{n}"
-        item.ReferencedFrameNumber = "1"
-        items.append(item)
-    ds.ReferencedImageSequence = DicomSequence(items)
+    ds = with_references()
     ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = "1.2.826.0.1.3680043.2.999"
     buffer = io.BytesIO()
     ds.save_as(buffer)

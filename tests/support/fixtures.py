@@ -122,3 +122,21 @@ def orthanc_error_json(value: Any) -> str:
     out: list[str] = []
     _write(value, "", "\t", out, at_line_start=True)
     return "".join(out) + "\n"
+
+
+def with_references(name: str = "a1-1") -> Any:
+    """An input file's dataset given a two-item ReferencedImageSequence (for sequence paths)."""
+    import pydicom
+    from pydicom.dataset import Dataset
+    from pydicom.sequence import Sequence
+
+    ds = pydicom.dcmread(FIXTURES / "inputs" / f"{name}.dcm")
+    items = []
+    for n in range(2):
+        item = Dataset()
+        item.ReferencedSOPClassUID = "1.2.840.10008.5.1.4.1.1.4"
+        item.ReferencedSOPInstanceUID = f"1.2.3.{n}"
+        item.ReferencedFrameNumber = "1"
+        items.append(item)
+    ds.ReferencedImageSequence = Sequence(items)
+    return ds

@@ -12,13 +12,11 @@ from __future__ import annotations
 
 import io
 import time
-from pathlib import Path
 from typing import Any
 
 import pydicom
 import pytest
 from pydicom.dataset import Dataset
-from pydicom.sequence import Sequence as DicomSequence
 from starlette.testclient import TestClient
 
 from obelisk.core.levels import Level
@@ -31,26 +29,13 @@ from obelisk.services.modification import (
     parse_modify_request,
 )
 from obelisk.services.tag_paths import ANY_ITEM, TagPath
+from tests.support.fixtures import with_references
 
-INPUTS = Path(__file__).resolve().parents[2] / "fixtures" / "orthanc" / "inputs"
 STUDY = "64a773d7-f879e338-2af4417d-1d10b99c-69c0fb8a"
 REFERENCED_IMAGE = 0x00081140
 REFERENCED_SOP = 0x00081155
 
 Loaded = tuple[Services, TestClient]
-
-
-def _with_references() -> Dataset:
-    ds = pydicom.dcmread(INPUTS / "a1-1.dcm")
-    items = []
-    for n in range(2):
-        item = Dataset()
-        item.ReferencedSOPClassUID = "1.2.840.10008.5.1.4.1.1.4"
-        item.ReferencedSOPInstanceUID = f"1.2.3.{n}"
-        item.ReferencedFrameNumber = "1"
-        items.append(item)
-    ds.ReferencedImageSequence = DicomSequence(items)
-    return ds
 
 
 def _references(ds: Dataset) -> list[dict[str, str]]:
@@ -88,7 +73,7 @@ def test_wildcard_and_bad_paths() -> None:
 
 
 def test_replace_and_remove_in_items() -> None:
-    ds = _with_references()
+    ds = with_references()
     modification = parse_modify_request(
         {
             "Replace": {
@@ -124,7 +109,7 @@ def test_identifiers_in_sequences_need_no_force() -> None:
 
 
 def test_keep_a_path_in_an_anonymization() -> None:
-    ds = _with_references()
+    ds = with_references()
     kept = "ReferencedImageSequence[0].ReferencedSOPInstanceUID"
     modification = parse_anonymize_request({"Keep": [kept]}, "Anonymized1")
     modification.apply(ds)
@@ -132,7 +117,7 @@ def test_keep_a_path_in_an_anonymization() -> None:
     assert items[0]["ReferencedSOPInstanceUID"] == "1.2.3.0"  # kept
     assert items[1]["ReferencedSOPInstanceUID"] not in ("", "1.2.3.1")  # mapped to a new UID
     plain = parse_anonymize_request({}, "Anonymized1")
-    other = _with_references()
+    other = with_references()
     plain.apply(other)
     assert all(i["ReferencedSOPInstanceUID"] != "1.2.3.0" for i in _references(other))
 
@@ -149,7 +134,7 @@ def _wait(client: TestClient, path: str) -> dict[str, Any]:
 def test_modify_route_with_paths(loaded: Loaded) -> None:
     _, client = loaded
     buffer = io.BytesIO()
-    ds = _with_references()
+    ds = with_references()
     ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = "1.2.826.0.1.3680043.2.999"
     ds.save_as(buffer)
     instance = client.post("/instances", content=buffer.getvalue()).json()["ID"]
