@@ -16,7 +16,9 @@ from typing import Any
 import psycopg
 
 from obelisk.errors import ConfigurationError, ErrorCode, ObeliskError
-from obelisk.index.sql import Connection, Dialect, SqlIndex, SqlWriter
+from obelisk.index.sql import SqlIndex
+from obelisk.index.sql_rows import Connection, Dialect
+from obelisk.index.sql_writer import SqlWriter
 
 #: Below this many rows, ``executemany`` (pipelined by psycopg) is as quick as ``COPY``.
 _COPY_THRESHOLD = 8

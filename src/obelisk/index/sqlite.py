@@ -7,7 +7,8 @@ import uuid
 from pathlib import Path
 
 from obelisk.errors import ErrorCode, ObeliskError
-from obelisk.index.sql import Connection, SqlIndex
+from obelisk.index.sql import SqlIndex
+from obelisk.index.sql_rows import Connection
 
 
 class SqliteIndex(SqlIndex):

@@ -293,6 +293,8 @@ class IngestService:
         for accept in self.filters:
             if not accept(parsed, origin):
                 return StoreResult(StoreStatus.FilteredOut, parsed.ids)
+        # A shortcut for re-sent instances (no commit to wait for); the index transaction
+        # checks again, for two copies arriving at once.
         if not self._options.overwrite and self._index.lookup(parsed.ids.instance) is not None:
             return StoreResult(StoreStatus.AlreadyStored, parsed.ids)
         return None
