@@ -188,6 +188,22 @@ def test_children_public_ids(loaded: Loaded) -> None:
     ]
 
 
+def test_child_counts_agree_with_the_resources(loaded: Loaded) -> None:
+    studies = loaded.index.list_internal_ids(Level.STUDY)
+    series = loaded.index.get_by_internal_ids(
+        loaded.index.list_internal_ids(Level.SERIES), children=True
+    )
+    expected = [
+        (s.parent_internal_id, s.main_tags, len(s.children))
+        for s in series
+        if s.parent_internal_id in studies[:2]
+    ]
+    found = loaded.index.child_counts(studies[:2])
+    assert [(c.parent_internal_id, c.main_tags, c.children) for c in found] == expected
+    assert len(found) >= 2
+    assert loaded.index.child_counts([]) == []
+
+
 def test_instance_files_in_tree_order(index: Index, samples: list[SampleInstance]) -> None:
     # Instances of two series stored interleaved still come out series by series.
     first_series = [s for s in samples if s.public_id(Level.SERIES) == samples[0].public_id(2)]

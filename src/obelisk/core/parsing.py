@@ -8,6 +8,7 @@ letting pydicom convert every value); unusual character sets fall back to pydico
 from __future__ import annotations
 
 import io
+import struct
 from dataclasses import dataclass, field
 
 import pydicom
@@ -15,6 +16,7 @@ from pydicom.dataelem import RawDataElement
 from pydicom.errors import InvalidDicomError
 from pydicom.tag import BaseTag
 
+from obelisk.core.header_scan import HeaderScan, scan_header
 from obelisk.core.identifiers import ResourceIds
 from obelisk.core.levels import Level
 from obelisk.core.tags import INDEXED_TAGS, MAIN_TAGS, vr_of
@@ -29,6 +31,7 @@ _SOP_INSTANCE_UID = 0x00080018
 _INSTANCE_NUMBER = 0x00200013
 _IMAGE_INDEX = 0x00541330
 _WANTED = sorted({*INDEXED_TAGS, _SPECIFIC_CHARACTER_SET, _SOP_CLASS_UID})
+_WANTED_SET = frozenset(_WANTED)
 
 # Encodings we decode ourselves; anything else goes through pydicom.
 _SIMPLE_CHARSETS = {
@@ -38,6 +41,10 @@ _SIMPLE_CHARSETS = {
     "ISO_IR 192": "utf-8",
 }
 _TEXT_VRS = {"LT", "ST", "UT"}
+_STRING_VRS = {"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH", "ST", "TM", "UC"}
+_STRING_VRS |= {"UI", "UR", "UT"}
+#: struct formats of the integer VRs decoded from raw bytes (little endian).
+_INTEGER_FORMATS = {"US": "H", "SS": "h", "UL": "I", "SL": "i"}
 _BINARY_VRS = {"US", "SS", "UL", "SL", "FL", "FD", "AT", "OB", "OW", "OF", "OD", "OL", "UN", "SQ"}
 
 
@@ -60,9 +67,22 @@ class ParsedInstance:
 
 
 def parse_instance(data: bytes) -> ParsedInstance:
-    """Parses a DICOM Part 10 file. Raises :class:`BadFileFormat` when it is not one."""
+    """Parses a DICOM Part 10 file. Raises :class:`BadFileFormat` when it is not one.
+
+    The raw-bytes walker (:mod:`obelisk.core.header_scan`) reads the common files; pydicom reads
+    the others (big endian, deflated, unusual character sets or VRs) and explains bad ones.
+    """
     if len(data) < 132 or data[128:132] != b"DICM":
         raise BadFileFormat("Not a DICOM file: the DICM prefix is missing")
+    scan = scan_header(data, _WANTED_SET)
+    if scan is not None:
+        values = _scanned_values(scan)
+        if values is not None:
+            return _parsed(values, scan.transfer_syntax, scan.pixel_data_offset)
+    return _parse_with_pydicom(data)
+
+
+def _parse_with_pydicom(data: bytes) -> ParsedInstance:
     stream = io.BytesIO(data)
     try:
         dataset = pydicom.dcmread(stream, stop_before_pixels=True, specific_tags=_WANTED)
@@ -82,11 +102,56 @@ def parse_instance(data: bytes) -> ParsedInstance:
         encoding = None
 
     values: dict[int, str] = {}
-    for tag in INDEXED_TAGS:
+    for tag in _WANTED:
+        if tag == _SPECIFIC_CHARACTER_SET:
+            continue
         value = _value(dataset, tag, encoding)
         if value is not None:
             values[tag] = value
+    return _parsed(values, transfer_syntax, pixel_data_offset)
 
+
+def _scanned_values(scan: HeaderScan) -> dict[int, str] | None:
+    """The values of the scanned elements as text, or ``None`` when pydicom must convert them."""
+    elements = scan.elements
+    charset_element = elements.get(_SPECIFIC_CHARACTER_SET)
+    charset = "" if charset_element is None else _decode_text(charset_element.value, "ascii")
+    encoding = None if "\\" in charset else _SIMPLE_CHARSETS.get(charset.strip())
+    if encoding is None:
+        return None
+    values: dict[int, str] = {}
+    for tag, element in elements.items():
+        if tag == _SPECIFIC_CHARACTER_SET:
+            continue
+        vr = element.vr or vr_of(tag)
+        if vr is None:
+            return None
+        if vr in _INTEGER_FORMATS:
+            raw = element.value
+            size = struct.calcsize(_INTEGER_FORMATS[vr])
+            if len(raw) % size:
+                return None
+            numbers = struct.unpack(f"<{len(raw) // size}{_INTEGER_FORMATS[vr]}", raw)
+            values[tag] = "\\".join(str(number) for number in numbers)
+        elif vr in _BINARY_VRS or vr not in _STRING_VRS:
+            return None
+        else:
+            text = _decode_text(element.value, encoding)
+            values[tag] = text if vr in _TEXT_VRS else text.lstrip(" ")
+    return values
+
+
+def _decode_text(raw: bytes, encoding: str) -> str:
+    try:
+        text = raw.decode(encoding)
+    except UnicodeDecodeError:
+        text = raw.decode("latin-1")
+    return text.rstrip(" \x00")
+
+
+def _parsed(
+    values: dict[int, str], transfer_syntax: str, pixel_data_offset: int | None
+) -> ParsedInstance:
     patient_id = values.get(_PATIENT_ID, "")
     study_uid = values.get(_STUDY_UID, "")
     series_uid = values.get(_SERIES_UID, "")
@@ -99,7 +164,7 @@ def parse_instance(data: bytes) -> ParsedInstance:
         level: {name: values[tag] for tag, name in MAIN_TAGS[level] if tag in values}
         for level in Level
     }
-    sop_class = _value(dataset, _SOP_CLASS_UID, encoding) or ""
+    sop_class = values.get(_SOP_CLASS_UID, "")
     return ParsedInstance(
         ids=ResourceIds.compute(patient_id, study_uid, series_uid, sop_uid),
         main_tags=main_tags,
@@ -135,11 +200,7 @@ def _decode_raw(dataset: pydicom.Dataset, tag: int, encoding: str) -> str | None
     vr = raw.VR or vr_of(tag)
     if vr is None or vr in _BINARY_VRS:
         return None
-    try:
-        text = raw.value.decode(encoding)
-    except UnicodeDecodeError:
-        text = raw.value.decode("latin-1")
-    text = text.rstrip(" \x00")
+    text = _decode_text(raw.value, encoding)
     return text if vr in _TEXT_VRS else text.lstrip(" ")
 
 

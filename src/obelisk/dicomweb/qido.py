@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 from obelisk.core.dicom_json import element_text
 from obelisk.core.levels import Level
@@ -134,6 +135,7 @@ def parse_query(level: Level, pairs: Sequence[tuple[str, str]], scope: Target | 
     return QidoQuery(level, filters, frozenset(include), include_all, limit, offset, fuzzy, scope)
 
 
+@lru_cache(maxsize=1024)  # the same few keys come with every request; errors are not cached
 def _tag(text: str) -> int:
     if "." in text:
         raise BadRequest(f"Sequence attributes cannot be matched: {text}")
@@ -153,15 +155,20 @@ def _non_negative(name: str, value: str) -> int:
     return number
 
 
+@lru_cache(maxsize=1024)
+def _vr(tag: int) -> str | None:
+    return vr_of(tag)
+
+
 def _matching_value(tag: int, value: str) -> str:
-    if vr_of(tag) in _LIST_VRS:
+    if _vr(tag) in _LIST_VRS:
         value = "\\".join(v.strip() for v in value.split(","))
     return value
 
 
 def _fuzzy(tag: int, value: str) -> str:
     """Fuzzy person-name matching: a value without wildcards matches any part of the name."""
-    if vr_of(tag) != "PN" or not value or "*" in value or "?" in value or "\\" in value:
+    if _vr(tag) != "PN" or not value or "*" in value or "?" in value or "\\" in value:
         return value
     return f"*{value}*"
 
@@ -197,6 +204,7 @@ class _Field:
     computed: bool
 
     @classmethod
+    @lru_cache(maxsize=4096)  # fields are immutable and the same ones serve every query
     def of(cls, tag: int) -> _Field:
         vr = vr_of(tag) or "UN"
         computed = tag in COMPUTED or tag in (MODALITIES_IN_STUDY, MODALITY)

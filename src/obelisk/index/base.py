@@ -40,6 +40,15 @@ class Resource:
 
 
 @dataclass(frozen=True, slots=True)
+class ChildCount:
+    """A child of some resource, with its main tags and how many children it has in turn."""
+
+    parent_internal_id: int
+    main_tags: dict[str, str]
+    children: int
+
+
+@dataclass(frozen=True, slots=True)
 class Attachment:
     content_type: int
     uuid: str
@@ -191,6 +200,10 @@ class Index(Protocol):
         ...
 
     def children_public_ids(self, internal_id: int) -> list[str]: ...
+
+    def child_counts(self, parent_ids: Sequence[int]) -> list[ChildCount]:
+        """The children of ``parent_ids`` in id order, each with its own number of children."""
+        ...
 
     def instance_files(self, internal_id: int, content_type: int = 1) -> list[InstanceFile]:
         """The instances below (or equal to) a resource, in tree order, with one attachment."""

@@ -22,6 +22,7 @@ Errors of the database driver leave as :class:`~obelisk.errors.ObeliskError` (``
 from __future__ import annotations
 
 import contextlib
+import json
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -36,6 +37,7 @@ from obelisk.errors import ErrorCode, ObeliskError
 from obelisk.index.base import (
     Attachment,
     Change,
+    ChildCount,
     ExportedResource,
     InstanceFile,
     Resource,
@@ -286,6 +288,20 @@ class SqlIndex:
                 "SELECT public_id FROM resources WHERE parent_id = ? ORDER BY id", (internal_id,)
             )
         ]
+
+    def child_counts(self, parent_ids: Sequence[int]) -> list[ChildCount]:
+        # one query for what get_by_internal_ids(children=True) would need two for (QIDO counts)
+        result: list[ChildCount] = []
+        for chunk in chunks(parent_ids, 500):
+            marks = ",".join("?" * len(chunk))
+            rows = self._query(
+                "SELECT c.parent_id, c.main_tags, "
+                "(SELECT COUNT(*) FROM resources g WHERE g.parent_id = c.id) "
+                f"FROM resources c WHERE c.parent_id IN ({marks}) ORDER BY c.id",
+                chunk,
+            )
+            result.extend(ChildCount(row[0], json.loads(row[1]), row[2]) for row in rows)
+        return result
 
     def find(
         self, level: Level, constraints: Sequence[Constraint], *, since: int, limit: int | None

@@ -15,12 +15,9 @@ import pydicom
 
 from obelisk.core.changes import MetadataType
 from obelisk.core.levels import Level
-from obelisk.core.matching import Constraint, ConstraintKind
 from obelisk.errors import BadFileFormat
 from obelisk.index.base import Index, Resource
 from obelisk.services.resources import ResourceService
-
-_STUDY_INSTANCE_UID = 0x0020000D
 
 
 @dataclass(slots=True)
@@ -39,19 +36,12 @@ def related_counts(index: Index, resources: Sequence[Resource]) -> dict[int, Rel
             counts[resource.internal_id] = RelatedCounts(1, len(resource.children))
     if not studies:
         return counts
-    uids = tuple(sorted({r.main_tags.get("StudyInstanceUID", "") for r in studies}))
-    constraint = Constraint(_STUDY_INSTANCE_UID, ConstraintKind.LIST, uids, True)
-    series_ids = index.find(Level.SERIES, [constraint], since=0, limit=None)
-    wanted = {r.internal_id for r in studies}
     for study in studies:
         counts[study.internal_id] = RelatedCounts()
-    for series in index.get_by_internal_ids(series_ids, children=True):
-        parent = series.parent_internal_id
-        if parent not in wanted or parent is None:
-            continue
-        found = counts[parent]
+    for series in index.child_counts([r.internal_id for r in studies]):
+        found = counts[series.parent_internal_id]
         found.series += 1
-        found.instances += len(series.children)
+        found.instances += series.children
         modality = series.main_tags.get("Modality")
         if modality and modality not in found.modalities:
             found.modalities.append(modality)

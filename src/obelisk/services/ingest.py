@@ -1,10 +1,10 @@
 """Receiving instances: parse the header, store the bytes, index them — durable before acknowledged.
 
 Every entry point (REST upload, C-STORE, STOW-RS, scripts) calls :meth:`IngestService.store` (or
-``store_async`` from an event loop). The file is written first and its ``fsync`` starts in a
-worker thread while the header is parsed; once it is flushed, a single :class:`GroupCommitter`
-thread writes the index rows of every instance waiting at that moment in one transaction, so
-four concurrent uploads cost one commit, not four.
+``store_async`` from an event loop). The file is hashed, written and flushed (``fsync``) in a
+worker thread while the caller walks its header; once it is flushed, a single
+:class:`GroupCommitter` thread writes the index rows of every instance waiting at that moment in
+one transaction, so four concurrent uploads cost one commit, not four.
 A caller returns only once its transaction has committed: an acknowledged instance always has
 both its file and its index row. A crash in between leaves at most an orphan file, never a row
 without a file.
@@ -30,7 +30,7 @@ from obelisk.core.series import expected_instances
 from obelisk.core.timestamps import now_iso
 from obelisk.errors import ErrorCode, ObeliskError
 from obelisk.events import EventBus, InstanceStored, ResourceChanged
-from obelisk.index.base import Index, NewInstance, StoreOutcome
+from obelisk.index.base import Attachment, Index, NewInstance, StoreOutcome
 from obelisk.metrics import Metrics
 from obelisk.services.files import encode_attachment
 from obelisk.storage.base import StorageArea
@@ -85,10 +85,19 @@ class _Pending:
 @dataclass(frozen=True, slots=True)
 class _Prepared:
     parsed: ParsedInstance
-    new: NewInstance
-    uuid: str
+    origin: Origin
     started: float  # perf_counter() when the store began (orthanc_store_dicom_duration_ms)
-    flushed: Future[None]  # the file's fsync, started before the header was parsed
+    #: The file being hashed, written and flushed in a worker thread while the header is parsed.
+    stored_file: Future[Attachment]
+
+    def new_instance(self, attachment: Attachment) -> NewInstance:
+        return NewInstance(
+            public_ids=self.parsed.ids.by_level(),
+            main_tags=self.parsed.main_tags,
+            attachments=(attachment,),
+            metadata=_instance_metadata(self.parsed, self.origin),
+            series_metadata=_series_metadata(self.parsed, self.origin),
+        )
 
 
 class GroupCommitter:
@@ -207,9 +216,9 @@ class IngestService:
         self._options = options
         self._delete_patient = delete_patient
         self._metrics = metrics or Metrics(enabled=False)
-        #: Flushes received files while their headers are parsed (fsync releases the GIL).
-        self._flusher = ThreadPoolExecutor(max_workers=8, thread_name_prefix="obelisk-fsync")
-        self._preparer = ThreadPoolExecutor(max_workers=4, thread_name_prefix="obelisk-ingest")
+        #: Hashes, writes and flushes received files while their headers are parsed (all three
+        #: release the GIL).
+        self._flusher = ThreadPoolExecutor(max_workers=8, thread_name_prefix="obelisk-store")
         self.filters: list[InstanceFilter] = []
         self._committer = GroupCommitter(
             index,
@@ -224,7 +233,6 @@ class IngestService:
 
     def close(self) -> None:
         self._committer.close()
-        self._preparer.shutdown(wait=True)
         self._flusher.shutdown(wait=True)
 
     def store(self, data: bytes, origin: Origin) -> StoreResult:
@@ -233,61 +241,74 @@ class IngestService:
         if isinstance(prepared, StoreResult):
             return prepared
         try:
-            prepared.flushed.result()
-            outcome = self._committer.submit(prepared.new).result()
+            attachment = prepared.stored_file.result()
         except BaseException:
-            self._storage.remove(prepared.uuid)
+            self._discard(prepared.stored_file)
             raise
-        return self._finish(prepared, outcome, origin)
+        outcome = self._commit(prepared, attachment).result()
+        return self._finish(prepared, outcome)
 
     async def store_async(self, data: bytes, origin: Origin) -> StoreResult:
-        """:meth:`store` for an event loop: prepares in a worker thread, awaits the commit.
+        """:meth:`store` for an event loop: parses here, awaits the file and the commit.
 
-        Not in the loop: the MD5, the file write and the de-duplication look-up release the GIL,
-        so concurrent uploads overlap them with each other's header parsing.
+        The header walk is short (a fraction of a millisecond, whatever the file size); the MD5,
+        the write and the ``fsync`` run in a worker thread meanwhile, without the GIL.
         """
-        loop = asyncio.get_running_loop()
-        prepared = await loop.run_in_executor(self._preparer, self._prepare, data, origin)
+        prepared = self._prepare(data, origin)
         if isinstance(prepared, StoreResult):
             return prepared
         try:
-            await asyncio.wrap_future(prepared.flushed)
-            outcome = await asyncio.wrap_future(self._committer.submit(prepared.new))
+            attachment = await asyncio.wrap_future(prepared.stored_file)
         except BaseException:
-            self._storage.remove(prepared.uuid)
+            self._discard(prepared.stored_file)
             raise
-        return self._finish(prepared, outcome, origin)
+        outcome = await asyncio.wrap_future(self._commit(prepared, attachment))
+        return self._finish(prepared, outcome)
 
     def _prepare(self, data: bytes, origin: Origin) -> _Prepared | StoreResult:
-        """Writes the file and starts its flush, then parses, filters and de-duplicates.
+        """Starts storing the file, then parses, filters and de-duplicates meanwhile.
 
-        The file goes first so that its ``fsync`` (in a worker thread; concurrent ones share a
-        journal commit of the filesystem) runs while the header is parsed. A file that turns out
-        not to be stored (not DICOM, filtered out, already stored) is removed again.
+        The file goes first so that its hashing, writing and ``fsync`` (concurrent ones share a
+        journal commit of the filesystem) overlap the header parse. A file that turns out not to
+        be stored (not DICOM, filtered out, already stored) is removed again.
         """
         started = time.perf_counter()
-        stored, attachment = encode_attachment(
-            ContentType.Dicom, data, compress=self._options.compress
-        )
-        self._storage.write(attachment.uuid, stored)
-        flushed = self._flusher.submit(self._storage.sync, [attachment.uuid])
+        stored_file = self._flusher.submit(self._write_file, data)
         try:
             parsed = parse_instance(data)
             refused = self._refusal(parsed, origin)
         except BaseException:
-            self._discard(attachment.uuid, flushed)
+            self._discard(stored_file)
             raise
         if refused is not None:
-            self._discard(attachment.uuid, flushed)
+            self._discard(stored_file)
             return refused
-        new = NewInstance(
-            public_ids=parsed.ids.by_level(),
-            main_tags=parsed.main_tags,
-            attachments=(attachment,),
-            metadata=_instance_metadata(parsed, origin),
-            series_metadata=_series_metadata(parsed, origin),
+        return _Prepared(parsed, origin, started, stored_file)
+
+    def _write_file(self, data: bytes) -> Attachment:
+        """Hashes (and compresses), writes and flushes one file; leaves nothing if it fails."""
+        stored, attachment = encode_attachment(
+            ContentType.Dicom, data, compress=self._options.compress
         )
-        return _Prepared(parsed, new, attachment.uuid, started, flushed)
+        self._storage.write(attachment.uuid, stored)
+        try:
+            self._storage.sync([attachment.uuid])
+        except BaseException:
+            self._storage.remove(attachment.uuid)
+            raise
+        return attachment
+
+    def _commit(self, prepared: _Prepared, attachment: Attachment) -> Future[StoreOutcome]:
+        """Submits the index rows; the file goes again if they are not committed (whoever waits
+        for the outcome, even a caller that gave up: a cancelled upload leaves no orphan)."""
+        committed = self._committer.submit(prepared.new_instance(attachment))
+
+        def settle(future: Future[StoreOutcome]) -> None:
+            if future.exception() is not None or future.result().already_stored:
+                self._storage.remove(attachment.uuid)
+
+        committed.add_done_callback(settle)
+        return committed
 
     def _refusal(self, parsed: ParsedInstance, origin: Origin) -> StoreResult | None:
         for accept in self.filters:
@@ -299,19 +320,23 @@ class IngestService:
             return StoreResult(StoreStatus.AlreadyStored, parsed.ids)
         return None
 
-    def _discard(self, uuid: str, flushed: Future[None]) -> None:
-        """Removes a file written for nothing: now if its flush has not started, else once it
-        is over (whatever its outcome), without waiting for it."""
-        if flushed.cancel():
-            self._storage.remove(uuid)
-        else:
-            flushed.add_done_callback(lambda _: self._storage.remove(uuid))
+    def _discard(self, stored_file: Future[Attachment]) -> None:
+        """Removes a file stored for nothing: none is written if its job has not started, else
+        it goes once the job is over, without waiting for it."""
+        if stored_file.cancel():
+            return
 
-    def _finish(self, prepared: _Prepared, outcome: StoreOutcome, origin: Origin) -> StoreResult:
+        def remove(future: Future[Attachment]) -> None:
+            if future.exception() is None:
+                self._storage.remove(future.result().uuid)
+
+        stored_file.add_done_callback(remove)
+
+    def _finish(self, prepared: _Prepared, outcome: StoreOutcome) -> StoreResult:
         self._metrics.observe_store_dicom((time.perf_counter() - prepared.started) * 1000)
         if outcome.already_stored:
-            self._storage.remove(prepared.uuid)
             return StoreResult(StoreStatus.AlreadyStored, prepared.parsed.ids)
+        origin = prepared.origin
         self._bus.publish(
             InstanceStored(prepared.parsed.ids.instance, origin.kind, origin.remote_aet)
         )

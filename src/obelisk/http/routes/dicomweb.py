@@ -42,13 +42,21 @@ class DicomJSON(Response):
 
 
 def options_of(request: Request) -> DicomWebOptions:
-    return DicomWebOptions.from_settings(services(request).settings)
+    """The options of this app, read from its settings once: the routes were built from them."""
+    state = request.app.state
+    settings = services(request).settings
+    cached: tuple[Settings, DicomWebOptions] | None = getattr(state, "dicomweb_options", None)
+    if cached is None or cached[0] is not settings:
+        cached = (settings, DicomWebOptions.from_settings(settings))
+        state.dicomweb_options = cached
+    return cached[1]
 
 
-def base_url(request: Request) -> str:
+def base_url(request: Request, options: DicomWebOptions | None = None) -> str:
     """``http://host:port/dicom-web``: the prefix of RetrieveURL and BulkDataURI values."""
-    options = options_of(request)
-    scheme = "https" if options.ssl else request.url.scheme
+    options = options or options_of(request)
+    # the scope's scheme rather than request.url, which would build and parse the whole URL
+    scheme = "https" if options.ssl else request.scope.get("scheme", "http")
     host = options.host or request.headers.get("host") or request.url.netloc
     return f"{scheme}://{host}{options.root}"
 
@@ -66,8 +74,9 @@ def qido_handler(level: Level) -> Handler:
     async def search(request: Request) -> Response:
         query = qido.parse_query(level, request.query_params.multi_items(), _scope(request))
         options = options_of(request)
+        url = base_url(request, options)
         results = await run_in_threadpool(
-            qido.search, services(request), query, base_url(request), options.qido_case_sensitive
+            qido.search, services(request), query, url, options.qido_case_sensitive
         )
         return DicomJSON(results)
 
