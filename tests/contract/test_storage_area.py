@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -278,3 +279,58 @@ def test_failed_write_leaves_no_partial_blob(
     monkeypatch.undo()
     assert raised.value.code.name == "FullStorage"
     assert _files(tmp_path) == [f"ab/99/{OTHER}"]
+
+
+def test_blobs_written_under_new_uuids(storage: StorageArea) -> None:
+    uuids = [storage.new_uuid() for _ in range(40)]  # more than are ever made ahead
+    assert len(set(uuids)) == 40
+    for number, uuid in enumerate(uuids):
+        storage.write(uuid, f"blob {number}".encode())
+    storage.sync(uuids)
+    assert [storage.read(uuid) for uuid in uuids] == [f"blob {n}".encode() for n in range(40)]
+    assert set(storage.list_uuids()) == set(uuids)
+
+
+def _wait_for_reserved(storage: FilesystemStorage, count: int) -> list[Path]:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        reserved = list((storage.root / ".reserved").glob("*/*"))
+        if len(reserved) >= count:
+            return reserved
+        time.sleep(0.01)
+    raise AssertionError("no file was reserved ahead")
+
+
+def test_files_are_made_ahead_and_moved_into_place(tmp_path: Path) -> None:
+    storage = FilesystemStorage(tmp_path / "storage")
+    storage.new_uuid()  # starts the reservations
+    [reserved, *_] = _wait_for_reserved(storage, 1)
+    uuid = reserved.name
+    assert storage.path(uuid).parent.is_dir(), "its final folder is made ahead too"
+    storage.write(uuid, b"DICM")
+    storage.sync([uuid])
+    assert not reserved.exists() and storage.read(uuid) == b"DICM"
+    assert list(storage.list_uuids()) == [uuid]
+
+
+def test_a_reserved_file_whose_folder_was_pruned_is_created_anyway(tmp_path: Path) -> None:
+    storage = FilesystemStorage(tmp_path / "storage")
+    storage.new_uuid()
+    uuid = _wait_for_reserved(storage, 1)[0].name
+    folder = storage.path(uuid).parent
+    folder.rmdir()  # as a concurrent remove() of the last blob of that folder would
+    folder.parent.rmdir()
+    storage.write(uuid, b"DICM")
+    assert storage.read(uuid) == b"DICM"
+
+
+def test_stale_reservations_of_dead_processes_are_removed(tmp_path: Path) -> None:
+    stale = tmp_path / "storage" / ".reserved" / "12345-deadbeef"
+    stale.mkdir(parents=True)
+    (stale / "11111111-2222-3333-4444-555555555555").touch()
+    old = time.time() - 2 * 3600
+    os.utime(stale, (old, old))
+    fresh = tmp_path / "storage" / ".reserved" / "12346-cafecafe"
+    fresh.mkdir()
+    FilesystemStorage(tmp_path / "storage")
+    assert not stale.exists() and fresh.exists()

@@ -143,10 +143,7 @@ class SqlWriter:
             replaced += self._drop_instance(existing)
 
         self._insert_tags(instance_id, Level.INSTANCE, instance_tags)
-        self._defer(
-            ATTACHMENTS,
-            [attachment_row(instance_id, attachment) for attachment in new.attachments],
-        )
+        self.attach_new(instance_id, new.attachments)
         self._defer(METADATA, [(instance_id, key, value) for key, value in new.metadata.items()])
         if Level.SERIES in created:
             self._defer(
@@ -170,6 +167,9 @@ class SqlWriter:
             [(int(change), int(level), new.public_ids[level], now) for change, level in changes],
         )
         return StoreOutcome(instance_id, False, tuple(created), replaced, completed)
+
+    def attach_new(self, internal_id: int, attachments: Sequence[Attachment]) -> None:
+        self._defer(ATTACHMENTS, [attachment_row(internal_id, a) for a in attachments])
 
     def _completes_series(self, series_id: int, new: NewInstance) -> bool:
         """Whether this instance makes its series Complete (Orthanc's CompletedSeries).

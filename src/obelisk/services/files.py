@@ -17,9 +17,10 @@ COMPRESSION_ZLIB = 1  # Orthanc's "ZlibWithSize": uncompressed size (uint64 LE) 
 
 
 def encode_attachment(
-    content_type: int, data: bytes, *, compress: bool
+    content_type: int, data: bytes, *, compress: bool, uuid: str | None = None
 ) -> tuple[bytes, Attachment]:
-    """Returns the bytes to store and the attachment record describing them."""
+    """Returns the bytes to store and the attachment record describing them (under ``uuid``,
+    else a new one)."""
     md5 = hashlib.md5(data).hexdigest()
     if compress:
         stored = struct.pack("<Q", len(data)) + zlib.compress(data, 6)
@@ -29,7 +30,7 @@ def encode_attachment(
         stored, stored_md5, compression = data, md5, COMPRESSION_NONE
     attachment = Attachment(
         content_type=content_type,
-        uuid=str(uuid_module.uuid4()),
+        uuid=uuid or str(uuid_module.uuid4()),
         uncompressed_size=len(data),
         uncompressed_md5=md5,
         compressed_size=len(stored),

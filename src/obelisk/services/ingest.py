@@ -2,9 +2,11 @@
 
 Every entry point (REST upload, C-STORE, STOW-RS, scripts) calls :meth:`IngestService.store` (or
 ``store_async`` from an event loop). The file is hashed, written and flushed (``fsync``) in a
-worker thread while the caller walks its header; once it is flushed, a single
-:class:`GroupCommitter` thread writes the index rows of every instance waiting at that moment in
-one transaction, so four concurrent uploads cost one commit, not four.
+worker thread while the caller walks its header; a single :class:`GroupCommitter` thread then
+writes the index rows of every instance waiting at that moment in one transaction, so four
+concurrent uploads cost one commit, not four. It writes them while the files are still being
+flushed, and commits only once every file of the transaction is durable: the ``fsync`` and the
+index work overlap, yet an index row never points at a file a power loss could take away.
 A caller returns only once its transaction has committed: an acknowledged instance always has
 both its file and its index row. A crash in between leaves at most an orphan file, never a row
 without a file.
@@ -78,7 +80,10 @@ class IngestOptions:
 
 @dataclass(slots=True)
 class _Pending:
+    #: The index rows, without the attachment: the file is still being flushed.
     new: NewInstance
+    #: Its attachment once the file is durable (hash, sizes), or the error that stopped it.
+    stored_file: Future[Attachment]
     future: Future[StoreOutcome]
 
 
@@ -90,11 +95,11 @@ class _Prepared:
     #: The file being hashed, written and flushed in a worker thread while the header is parsed.
     stored_file: Future[Attachment]
 
-    def new_instance(self, attachment: Attachment) -> NewInstance:
+    def new_instance(self) -> NewInstance:
         return NewInstance(
             public_ids=self.parsed.ids.by_level(),
             main_tags=self.parsed.main_tags,
-            attachments=(attachment,),
+            attachments=(),
             metadata=_instance_metadata(self.parsed, self.origin),
             series_metadata=_series_metadata(self.parsed, self.origin),
         )
@@ -103,8 +108,9 @@ class _Prepared:
 class GroupCommitter:
     """One thread that commits the index rows of many instances per transaction.
 
-    Callers submit an instance only once its file is flushed: an index row never points at a
-    file that a power loss could take away.
+    Callers submit an instance with the future of its file: the rows are written while the file
+    is flushed, its attachment row once it is durable, and the transaction commits only when every
+    file in it is, so an index row never points at a file that a power loss could take away.
     """
 
     def __init__(
@@ -125,9 +131,9 @@ class GroupCommitter:
         self.batches = 0
         self.committed = 0
 
-    def submit(self, new: NewInstance) -> Future[StoreOutcome]:
+    def submit(self, new: NewInstance, stored_file: Future[Attachment]) -> Future[StoreOutcome]:
         future: Future[StoreOutcome] = Future()
-        self._queue.put(_Pending(new, future))
+        self._queue.put(_Pending(new, stored_file, future))
         return future
 
     def close(self) -> None:
@@ -150,7 +156,11 @@ class GroupCommitter:
                     stop = True
                     break
                 batch.append(item)
-            self._commit(batch)
+            # From here a caller giving up can no longer cancel; one that already did is skipped
+            # (its file is removed by the callback that saw the cancel).
+            batch = [p for p in batch if p.future.set_running_or_notify_cancel()]
+            if batch:
+                self._commit(batch)
             if stop:
                 return
 
@@ -162,6 +172,10 @@ class GroupCommitter:
             if len(batch) > 1:  # find the culprit: commit one by one
                 for pending in batch:
                     self._commit([pending])
+                return
+            failed = batch[0].stored_file.exception()
+            if failed is not None:  # its file could not be stored: nothing was committed
+                batch[0].future.set_exception(failed)
                 return
             log.exception("Cannot index instance %s", batch[0].new.public_ids[3])
             batch[0].future.set_exception(ObeliskError("Cannot store an instance in the index"))
@@ -181,10 +195,16 @@ class GroupCommitter:
         for attempt in range(_SERIALIZATION_ATTEMPTS):
             try:
                 with self._index.write() as writer:
-                    return [
+                    outcomes = [
                         writer.store_instance(p.new, overwrite=self._overwrite, now=now)
                         for p in batch
                     ]
+                    # The files were flushed meanwhile; one that failed undoes the transaction.
+                    for pending, outcome in zip(batch, outcomes, strict=True):
+                        attachment = pending.stored_file.result()
+                        if not outcome.already_stored:
+                            writer.attach_new(outcome.instance_internal_id, (attachment,))
+                    return outcomes
             except ObeliskError as exc:
                 if exc.code is not ErrorCode.DatabaseCannotSerialize:
                     raise
@@ -240,16 +260,11 @@ class IngestService:
         prepared = self._prepare(data, origin)
         if isinstance(prepared, StoreResult):
             return prepared
-        try:
-            attachment = prepared.stored_file.result()
-        except BaseException:
-            self._discard(prepared.stored_file)
-            raise
-        outcome = self._commit(prepared, attachment).result()
+        outcome = self._commit(prepared).result()
         return self._finish(prepared, outcome)
 
     async def store_async(self, data: bytes, origin: Origin) -> StoreResult:
-        """:meth:`store` for an event loop: parses here, awaits the file and the commit.
+        """:meth:`store` for an event loop: parses here, awaits the commit.
 
         The header walk is short (a fraction of a millisecond, whatever the file size); the MD5,
         the write and the ``fsync`` run in a worker thread meanwhile, without the GIL.
@@ -257,12 +272,7 @@ class IngestService:
         prepared = self._prepare(data, origin)
         if isinstance(prepared, StoreResult):
             return prepared
-        try:
-            attachment = await asyncio.wrap_future(prepared.stored_file)
-        except BaseException:
-            self._discard(prepared.stored_file)
-            raise
-        outcome = await asyncio.wrap_future(self._commit(prepared, attachment))
+        outcome = await asyncio.wrap_future(self._commit(prepared))
         return self._finish(prepared, outcome)
 
     def _prepare(self, data: bytes, origin: Origin) -> _Prepared | StoreResult:
@@ -288,7 +298,7 @@ class IngestService:
     def _write_file(self, data: bytes) -> Attachment:
         """Hashes (and compresses), writes and flushes one file; leaves nothing if it fails."""
         stored, attachment = encode_attachment(
-            ContentType.Dicom, data, compress=self._options.compress
+            ContentType.Dicom, data, compress=self._options.compress, uuid=self._storage.new_uuid()
         )
         self._storage.write(attachment.uuid, stored)
         try:
@@ -298,14 +308,18 @@ class IngestService:
             raise
         return attachment
 
-    def _commit(self, prepared: _Prepared, attachment: Attachment) -> Future[StoreOutcome]:
+    def _commit(self, prepared: _Prepared) -> Future[StoreOutcome]:
         """Submits the index rows; the file goes again if they are not committed (whoever waits
         for the outcome, even a caller that gave up: a cancelled upload leaves no orphan)."""
-        committed = self._committer.submit(prepared.new_instance(attachment))
+        committed = self._committer.submit(prepared.new_instance(), prepared.stored_file)
 
         def settle(future: Future[StoreOutcome]) -> None:
-            if future.exception() is not None or future.result().already_stored:
-                self._storage.remove(attachment.uuid)
+            if (
+                future.cancelled()
+                or future.exception() is not None
+                or future.result().already_stored
+            ):
+                self._discard(prepared.stored_file)
 
         committed.add_done_callback(settle)
         return committed

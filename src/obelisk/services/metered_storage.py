@@ -25,6 +25,9 @@ class MeteredStorage:
         self.inner = inner
         self._metrics = metrics
 
+    def new_uuid(self) -> str:
+        return self.inner.new_uuid()
+
     def create(self, uuid: str, data: bytes) -> None:
         started = time.perf_counter()
         self.inner.create(uuid, data)

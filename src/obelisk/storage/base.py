@@ -15,6 +15,11 @@ class StorageArea(Protocol):
 
     def create(self, uuid: str, data: bytes) -> None: ...
 
+    def new_uuid(self) -> str:
+        """A fresh uuid for a blob about to be stored with :meth:`write` (a storage may prepare
+        its place ahead of time)."""
+        ...
+
     def write(self, uuid: str, data: bytes) -> None:
         """Stores a blob that is not durable yet: :meth:`sync` makes it so.
 

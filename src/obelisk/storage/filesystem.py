@@ -9,6 +9,10 @@ With ``fsync`` (Orthanc's ``SyncStorageArea``, on by default) the file's bytes a
 ``sync``/``create`` return. On journaling filesystems (ext4, XFS) that commit also carries the new
 directory entry; ``sync_directories`` adds an ``fsync`` of every folder that got a new name, for
 filesystems that need it. It costs one more ``fsync`` per folder and batch.
+
+Blobs written through :meth:`FilesystemStorage.write` get their uuid from :meth:`new_uuid`: their
+folders and an empty file are made ahead by a background thread (``storage/reservations.py``), so
+receiving an instance does not wait for the kernel to create them.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from obelisk.errors import FullStorage, InexistentItem, ObeliskError
+from obelisk.storage.reservations import BlobReservations
 
 #: Attempts at creating a blob whose folder a concurrent ``remove`` keeps pruning.
 _FOLDER_ATTEMPTS = 10
@@ -37,6 +42,13 @@ class FilesystemStorage:
         self._known_dirs: set[Path] = set()
         #: Folders that got a new sub-folder since the last ``sync`` (``sync_directories``).
         self._new_folder_parents: set[Path] = set()
+        self._reservations = BlobReservations(
+            self.root, lambda uuid: self._make_folder(self.path(uuid).parent)
+        )
+
+    def new_uuid(self) -> str:
+        """A uuid for a blob about to be written, its folder and file made ahead if possible."""
+        return self._reservations.take()
 
     def path(self, uuid: str) -> Path:
         if len(uuid) < 4 or "/" in uuid or "\\" in uuid or uuid.startswith("."):
@@ -75,7 +87,10 @@ class FilesystemStorage:
         """
         target = self.path(uuid)
         try:
-            fd = self._open_in_folder(target)
+            if self._reservations.place(uuid, target):
+                fd = os.open(target, os.O_WRONLY)
+            else:
+                fd = self._open_in_folder(target)
         except OSError as exc:  # the file is not ours: leave it alone
             raise _write_error(exc) from exc
         try:
@@ -122,15 +137,12 @@ class FilesystemStorage:
             last = attempt == _FOLDER_ATTEMPTS - 1
             if folder not in self._known_dirs:
                 try:
-                    folder.mkdir(parents=True, exist_ok=True)
-                    if self._sync_directories:  # synced with the blobs, at the next sync
-                        self._new_folder_parents.update((folder.parent, self.root))
+                    self._make_folder(folder)
                 except (FileNotFoundError, FileExistsError):
                     # FileExistsError too: mkdir saw the folder, gone when it checked it.
                     if last:
                         raise
                     continue
-                self._known_dirs.add(folder)
             try:
                 return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
             except FileNotFoundError:  # the folder was pruned meanwhile
@@ -138,6 +150,14 @@ class FilesystemStorage:
                 if last:
                     raise
         raise AssertionError("unreachable")
+
+    def _make_folder(self, folder: Path) -> None:
+        if folder in self._known_dirs:
+            return
+        folder.mkdir(parents=True, exist_ok=True)
+        if self._sync_directories:  # synced with the blobs, at the next sync
+            self._new_folder_parents.update((folder.parent, self.root))
+        self._known_dirs.add(folder)
 
     def _take_new_folder_parents(self) -> set[Path]:
         taken, self._new_folder_parents = self._new_folder_parents, set()

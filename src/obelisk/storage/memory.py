@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import uuid as uuid_module
 from collections.abc import Iterable, Iterator
 
 from obelisk.errors import InexistentItem, ObeliskError
@@ -12,6 +13,9 @@ class MemoryStorage:
     def __init__(self) -> None:
         self._blobs: dict[str, bytes] = {}
         self._lock = threading.Lock()
+
+    def new_uuid(self) -> str:
+        return str(uuid_module.uuid4())
 
     def create(self, uuid: str, data: bytes) -> None:
         with self._lock:

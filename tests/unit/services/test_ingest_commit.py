@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from obelisk.core.levels import Level
 from obelisk.errors import ErrorCode, ObeliskError
 from obelisk.events import EventBus
 from obelisk.index.sqlite import SqliteIndex
@@ -59,3 +65,94 @@ def test_a_lasting_conflict_fails_the_instance_and_stores_nothing() -> None:
     finally:
         ingest.close()
     assert index.totals().instances == 0
+
+
+class GatedStorage(MemoryStorage):
+    """A storage area whose flushes wait for ``release``; ``fail_for`` makes one flush fail."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = threading.Event()
+        self.flushing = threading.Event()
+        self.fail_for: bytes | None = None
+
+    def write(self, uuid: str, data: bytes) -> None:
+        super().write(uuid, data)
+        if self.fail_for is not None and data == self.fail_for:
+            self._failing = uuid
+
+    def sync(self, uuids: Iterable[str]) -> None:
+        self.flushing.set()
+        assert self.release.wait(10)
+        if any(uuid == getattr(self, "_failing", None) for uuid in uuids):
+            raise ObeliskError("the disk is gone")
+        super().sync(uuids)
+
+
+def test_the_index_commits_only_once_the_file_is_durable(tmp_path: Path) -> None:
+    index, storage = SqliteIndex(tmp_path / "index.db"), GatedStorage()
+    ingest = IngestService(index, storage, EventBus(), IngestOptions())
+    data = make_dicom()
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            stored = pool.submit(ingest.store, data, Origin("RestApi"))
+            assert storage.flushing.wait(10)
+            time.sleep(0.2)  # the committer has had time to write the rows, not to commit them
+            assert not stored.done()
+            assert index.totals().instances == 0
+            storage.release.set()
+            result = stored.result(10)
+    finally:
+        ingest.close()
+    assert result.status is StoreStatus.Success
+    [attachment] = index.attachments(index.lookup(result.ids.instance).internal_id)  # type: ignore[union-attr]
+    assert storage.read(attachment.uuid) == data
+
+
+def test_a_file_that_cannot_be_flushed_fails_alone(tmp_path: Path) -> None:
+    index, storage = SqliteIndex(tmp_path / "index.db"), GatedStorage()
+    ingest = IngestService(index, storage, EventBus(), IngestOptions())
+    files = [make_dicom(sop_uid=f"1.2.3.4.{n}", instance_number=n) for n in range(1, 5)]
+    storage.fail_for = files[2]
+    try:
+        with ThreadPoolExecutor(4) as pool:
+            stores = [pool.submit(ingest.store, data, Origin("RestApi")) for data in files]
+            assert storage.flushing.wait(10)
+            time.sleep(0.1)  # several instances join one transaction
+            storage.release.set()
+            outcomes = [future.exception(10) or future.result() for future in stores]
+    finally:
+        ingest.close()
+    assert isinstance(outcomes[2], ObeliskError)
+    assert [o.status for i, o in enumerate(outcomes) if i != 2] == [StoreStatus.Success] * 3  # type: ignore[union-attr]
+    assert index.totals().instances == 3
+    assert len(list(storage.list_uuids())) == 3, "the failed file is not left behind"
+
+
+def test_a_cancelled_upload_leaves_no_file_and_the_committer_goes_on(tmp_path: Path) -> None:
+    index, storage = SqliteIndex(tmp_path / "index.db"), GatedStorage()
+    ingest = IngestService(index, storage, EventBus(), IngestOptions())
+
+    async def cancelled_upload() -> None:
+        task = asyncio.ensure_future(ingest.store_async(make_dicom(), Origin("RestApi")))
+        while len(list(storage.list_uuids())) < 2:  # its file is written, its rows queued
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.05)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    # The committer is kept busy by a first upload, so the second is cancelled while queued.
+    pool = ThreadPoolExecutor(2)
+    try:
+        first = pool.submit(ingest.store, make_dicom(sop_uid="1.2.3.4.9"), Origin("RestApi"))
+        asyncio.run(cancelled_upload())
+        storage.release.set()
+        assert first.result(10).status is StoreStatus.Success
+        after = pool.submit(ingest.store, make_dicom(sop_uid="1.2.3.4.10"), Origin("RestApi"))
+        assert after.result(10).status is StoreStatus.Success, "the committer still works"
+    finally:
+        pool.shutdown(wait=False)
+    ingest.close()
+    stored = {a.uuid for r in index.list_internal_ids(Level.INSTANCE) for a in index.attachments(r)}
+    assert set(storage.list_uuids()) == stored, "no file without its index row"
