@@ -256,11 +256,26 @@ class IngestService:
         self._flusher.shutdown(wait=True)
 
     def store(self, data: bytes, origin: Origin) -> StoreResult:
-        """Stores one DICOM file; blocks until it is durable. Raises ``BadFileFormat``."""
-        prepared = self._prepare(data, origin)
-        if isinstance(prepared, StoreResult):
-            return prepared
-        outcome = self._commit(prepared).result()
+        """Stores one DICOM file; blocks until it is durable. Raises ``BadFileFormat``.
+
+        For threads that may block (a DICOM association, a job): the header is walked first,
+        then this thread hashes, writes and flushes the file itself while the committer writes
+        the index rows — one thread hand-off fewer than through the worker pool.
+        """
+        started = time.perf_counter()
+        parsed = parse_instance(data)
+        refused = self._refusal(parsed, origin)
+        if refused is not None:
+            return refused
+        stored_file: Future[Attachment] = Future()
+        stored_file.set_running_or_notify_cancel()
+        prepared = _Prepared(parsed, origin, started, stored_file)
+        committed = self._commit(prepared)
+        try:
+            stored_file.set_result(self._write_file(data))
+        except BaseException as exc:  # the committer undoes the rows and reports it
+            stored_file.set_exception(exc)
+        outcome = committed.result()
         return self._finish(prepared, outcome)
 
     async def store_async(self, data: bytes, origin: Origin) -> StoreResult:
@@ -276,7 +291,8 @@ class IngestService:
         return self._finish(prepared, outcome)
 
     def _prepare(self, data: bytes, origin: Origin) -> _Prepared | StoreResult:
-        """Starts storing the file, then parses, filters and de-duplicates meanwhile.
+        """Starts storing the file in a worker thread, then parses, filters and de-duplicates
+        meanwhile (for the event loop, which must not wait for a disk).
 
         The file goes first so that its hashing, writing and ``fsync`` (concurrent ones share a
         journal commit of the filesystem) overlap the header parse. A file that turns out not to

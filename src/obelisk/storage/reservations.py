@@ -45,8 +45,12 @@ class BlobReservations:
         self.base = root / ".reserved"
         self.folder = self.base / f"{os.getpid()}-{secrets.token_hex(4)}"
         self._make_folder = make_folder
-        self._slots = threading.Semaphore(ahead)
+        self._ahead = ahead
         self._ready: queue.SimpleQueue[str] = queue.SimpleQueue()
+        #: Files ready or being made; the filler wakes only once half of them are taken (one
+        #: wake-up per few blobs: thread hand-offs cost more CPU than the files here).
+        self._counted = 0
+        self._low = threading.Condition()
         self._start_lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._remove_stale()
@@ -58,7 +62,10 @@ class BlobReservations:
             uuid = self._ready.get_nowait()
         except queue.Empty:
             return str(uuid_module.uuid4())
-        self._slots.release()
+        with self._low:
+            self._counted -= 1
+            if self._counted <= self._ahead // 2:
+                self._low.notify()
         return uuid
 
     def place(self, uuid: str, target: Path) -> bool:
@@ -86,18 +93,26 @@ class BlobReservations:
 
     def _fill(self) -> None:
         while True:
-            self._slots.acquire()
-            uuid = str(uuid_module.uuid4())
-            try:
-                self.folder.mkdir(parents=True, exist_ok=True)
-                self._make_folder(uuid)
-                os.close(os.open(self.folder / uuid, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
-            except OSError as exc:  # a full or read-only disk: writes will say so, not us
-                log.debug("Cannot reserve a file in the storage area: %s", exc)
-                self._slots.release()
-                time.sleep(1.0)
-                continue
-            self._ready.put(uuid)
+            with self._low:
+                while self._counted > self._ahead // 2:
+                    self._low.wait()
+                wanted = self._ahead - self._counted
+                self._counted = self._ahead
+            for made in range(wanted):
+                uuid = str(uuid_module.uuid4())
+                try:
+                    self.folder.mkdir(parents=True, exist_ok=True)
+                    self._make_folder(uuid)
+                    os.close(
+                        os.open(self.folder / uuid, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+                    )
+                except OSError as exc:  # a full or read-only disk: writes will say so, not us
+                    log.debug("Cannot reserve a file in the storage area: %s", exc)
+                    with self._low:
+                        self._counted -= wanted - made
+                    time.sleep(1.0)
+                    break
+                self._ready.put(uuid)
 
     def _remove_stale(self) -> None:
         try:
