@@ -81,9 +81,12 @@ def test_event_stream(obelisk: ObeliskProcess) -> None:
     failing: list[str] = []
 
     def complete() -> bool:
+        # The failed job is known from its own events: its log line may come before the main
+        # thread has read the ID from the answer to its submission.
         states = [d["State"] for k, d in events if k == "job"]
+        failed = {d["ID"] for k, d in events if k == "job" and d.get("State") == "Failure"}
         logs = [d["Message"] for k, d in events if k == "log"]
-        return "Success" in states and any(failing and failing[0] in m for m in logs)
+        return "Success" in states and any(job in m for job in failed for m in logs)
 
     def listen() -> None:
         with (

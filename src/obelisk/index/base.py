@@ -180,6 +180,10 @@ class IndexWriter(Protocol):
 class Index(Protocol):
     """Read operations, and :meth:`write` for a write transaction."""
 
+    #: Reads are answered in this process (SQLite), without a network round trip: cheap enough
+    #: for an event loop to make one in passing.
+    in_process: bool
+
     def write(self) -> AbstractContextManager[IndexWriter]: ...
 
     def close(self) -> None: ...

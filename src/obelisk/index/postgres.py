@@ -72,6 +72,7 @@ class PostgresDialect(Dialect):
 
 class PostgresIndex(SqlIndex):
     dialect = PostgresDialect()
+    in_process = False
 
     def __init__(self, url: str) -> None:
         super().__init__()

@@ -64,6 +64,7 @@ class SqlIndex:
     """Reads and write transactions over a DB-API connection factory."""
 
     dialect: Dialect = Dialect()
+    in_process = True
 
     def __init__(self) -> None:
         self._local = threading.local()

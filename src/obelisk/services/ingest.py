@@ -284,13 +284,15 @@ class IngestService:
         The header walk is short (a fraction of a millisecond, whatever the file size); the MD5,
         the write and the ``fsync`` run in a worker thread meanwhile, without the GIL.
         """
-        prepared = self._prepare(data, origin)
+        # The shortcut for re-sent instances is a database read: on the loop only if it costs
+        # no network round trip; the index transaction finds them anyway.
+        prepared = self._prepare(data, origin, look_up=self._index.in_process)
         if isinstance(prepared, StoreResult):
             return prepared
         outcome = await asyncio.wrap_future(self._commit(prepared))
         return self._finish(prepared, outcome)
 
-    def _prepare(self, data: bytes, origin: Origin) -> _Prepared | StoreResult:
+    def _prepare(self, data: bytes, origin: Origin, *, look_up: bool) -> _Prepared | StoreResult:
         """Starts storing the file in a worker thread, then parses, filters and de-duplicates
         meanwhile (for the event loop, which must not wait for a disk).
 
@@ -302,7 +304,7 @@ class IngestService:
         stored_file = self._flusher.submit(self._write_file, data)
         try:
             parsed = parse_instance(data)
-            refused = self._refusal(parsed, origin)
+            refused = self._refusal(parsed, origin, look_up=look_up)
         except BaseException:
             self._discard(stored_file)
             raise
@@ -340,13 +342,19 @@ class IngestService:
         committed.add_done_callback(settle)
         return committed
 
-    def _refusal(self, parsed: ParsedInstance, origin: Origin) -> StoreResult | None:
+    def _refusal(
+        self, parsed: ParsedInstance, origin: Origin, *, look_up: bool = True
+    ) -> StoreResult | None:
         for accept in self.filters:
             if not accept(parsed, origin):
                 return StoreResult(StoreStatus.FilteredOut, parsed.ids)
         # A shortcut for re-sent instances (no commit to wait for); the index transaction
         # checks again, for two copies arriving at once.
-        if not self._options.overwrite and self._index.lookup(parsed.ids.instance) is not None:
+        if (
+            look_up
+            and not self._options.overwrite
+            and self._index.lookup(parsed.ids.instance) is not None
+        ):
             return StoreResult(StoreStatus.AlreadyStored, parsed.ids)
         return None
 

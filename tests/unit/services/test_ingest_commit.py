@@ -156,3 +156,42 @@ def test_a_cancelled_upload_leaves_no_file_and_the_committer_goes_on(tmp_path: P
     ingest.close()
     stored = {a.uuid for r in index.list_internal_ids(Level.INSTANCE) for a in index.attachments(r)}
     assert set(storage.list_uuids()) == stored, "no file without its index row"
+
+
+class RemoteLikeIndex(SqliteIndex):
+    """An index whose reads would cost a network round trip (as PostgreSQL's): counts them."""
+
+    in_process = False
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.lookups = 0
+
+    def lookup(self, public_id: str, level: Level | None = None) -> Any:
+        self.lookups += 1
+        return super().lookup(public_id, level)
+
+
+def test_the_event_loop_does_not_read_a_remote_index_and_duplicates_leave_no_file(
+    tmp_path: Path,
+) -> None:
+    index, storage = RemoteLikeIndex(tmp_path / "index.db"), MemoryStorage()
+    ingest = IngestService(index, storage, EventBus(), IngestOptions())
+    data = make_dicom()
+
+    async def upload_twice() -> list[StoreStatus]:
+        first = await ingest.store_async(data, Origin("RestApi"))
+        second = await ingest.store_async(data, Origin("RestApi"))
+        return [first.status, second.status]
+
+    try:
+        statuses = asyncio.run(upload_twice())
+        ingest.store(data, Origin("DicomProtocol"))  # a thread may look it up
+    finally:
+        ingest.close()
+    assert statuses == [StoreStatus.Success, StoreStatus.AlreadyStored]
+    assert index.lookups == 1, "only the thread's store looked the instance up"
+    deadline = time.monotonic() + 5
+    while len(list(storage.list_uuids())) > 1 and time.monotonic() < deadline:
+        time.sleep(0.01)  # the duplicate's file goes once its write is over
+    assert len(list(storage.list_uuids())) == 1
