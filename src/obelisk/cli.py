@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -61,10 +62,13 @@ def serve(
         settings = load_settings(config, overrides)
         if no_jobs:
             settings.obelisk["LoadSavedJobs"] = False
-        run_server(settings)
+        restart = run_server(settings)
     except ConfigurationError as exc:
         console.print(f"[red]Configuration error:[/red] {exc}")
         raise typer.Exit(2) from exc
+    if restart:  # POST /tools/reset: the same command again, in this process (same PID)
+        logging.shutdown()
+        os.execv(sys.executable, [sys.executable, "-m", "obelisk", *sys.argv[1:]])
 
 
 def _client(url: str, auth: str | None) -> httpx.Client:

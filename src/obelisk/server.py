@@ -93,8 +93,9 @@ def tls_options(settings: Settings) -> dict[str, Any]:
     return {"ssl_certfile": str(path)}
 
 
-def serve(settings: Settings) -> None:
-    """Runs the server until SIGINT/SIGTERM."""
+def serve(settings: Settings) -> bool:
+    """Runs the server until SIGINT/SIGTERM or ``POST /tools/shutdown``; ``True`` when
+    ``POST /tools/reset`` asked for a restart (the caller starts it again)."""
     use_log_format(str(settings.obelisk["LogFormat"]))
     tls = tls_options(settings)
     host = http_host(settings)
@@ -123,6 +124,15 @@ def serve(settings: Settings) -> None:
         **tls,
     )
     server = uvicorn.Server(config)
+    restart_requested = False
+
+    def stop_server(*, restart: bool) -> None:
+        nonlocal restart_requested
+        restart_requested = restart
+        log.warning("%s requested over REST", "A restart" if restart else "A shutdown")
+        server.should_exit = True  # uvicorn notices within 0.1 s, after the answer is sent
+
+    app.state.stop_server = stop_server
     from obelisk.dicom.scp import start_dicom_network
 
     dicom_server = start_dicom_network(settings, services, host)
@@ -145,6 +155,7 @@ def serve(settings: Settings) -> None:
             dicom_server.stop()
         services.close()
         http_socket.close()
+    return restart_requested
 
 
 def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:

@@ -94,6 +94,9 @@ def create_app(services: Services) -> Starlette:
     # Same routes, same order; each request only tries those of its first path segment.
     app.router = IndexedRouter(app.router.routes)
     app.state.services = services
+    #: Set by the server process: stops it (``restart=True``: then starts it again, reading its
+    #: configuration anew). Absent when the app runs without a server of its own (tests).
+    app.state.stop_server = None
     return app
 
 

@@ -169,3 +169,11 @@ def test_tools_index_lists_the_tools_of_every_module(client: TestClient) -> None
     for name in ("find", "lookup", "create-archive", "metrics-prometheus", "log-level", "now"):
         assert name in tools
     assert tools == sorted(tools)
+
+
+@pytest.mark.parametrize("path", ["/tools/shutdown", "/tools/reset"])
+def test_stopping_needs_a_server_process(client: TestClient, path: str) -> None:
+    """In process (no server of its own) the app says so instead of pretending."""
+    response = client.post(path)
+    assert response.status_code == 500
+    assert response.json()["OrthancError"] == "Not implemented yet"

@@ -13,7 +13,7 @@ from starlette.routing import Route
 from obelisk.core.levels import Level
 from obelisk.core.tags import INDEXED_TAGS, parse_tag
 from obelisk.core.timestamps import now_iso
-from obelisk.errors import BadRequest, ParameterOutOfRange
+from obelisk.errors import BadRequest, NotImplementedYet, ParameterOutOfRange
 from obelisk.http.params import expect_type, json_object, services
 from obelisk.http.render import resource_json
 from obelisk.http.responses import OrthancJSON, ok
@@ -132,8 +132,28 @@ async def tools_index(request: Request) -> Response:
     )
 
 
+def _stop_server(request: Request, *, restart: bool) -> Response:
+    """Orthanc's ``/tools/shutdown`` and ``/tools/reset``: answered first, then the server stops
+    gracefully (requests in flight finish)."""
+    stop = request.app.state.stop_server
+    if stop is None:
+        raise NotImplementedYet("This server cannot be stopped or restarted over REST")
+    stop(restart=restart)
+    return ok()
+
+
+async def shutdown(request: Request) -> Response:
+    return _stop_server(request, restart=False)
+
+
+async def reset(request: Request) -> Response:
+    return _stop_server(request, restart=True)
+
+
 routes = [
     Route("/tools", tools_index, methods=["GET"]),
+    Route("/tools/shutdown", shutdown, methods=["POST"]),
+    Route("/tools/reset", reset, methods=["POST"]),
     Route("/tools/find", find, methods=["POST"]),
     Route("/tools/lookup", lookup, methods=["POST"]),
     Route("/tools/now", now, methods=["GET"]),

@@ -1,0 +1,46 @@
+"""``POST /tools/shutdown`` and ``POST /tools/reset`` on the real server process."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+
+import httpx
+
+from tests.dicom_factory import make_dicom
+from tests.integration.server_process import ObeliskProcess
+
+
+def test_shutdown_answers_then_stops_the_server(
+    obelisk_factory: Callable[..., ObeliskProcess],
+) -> None:
+    server = obelisk_factory().start()
+    assert server.process is not None
+    answer = httpx.post(f"{server.url}/tools/shutdown", timeout=10)
+    assert answer.status_code == 200 and answer.json() == {}
+    assert server.process.wait(timeout=20) == 0
+
+
+def test_reset_restarts_the_same_process_with_its_configuration_read_again(
+    obelisk_factory: Callable[..., ObeliskProcess],
+) -> None:
+    server = obelisk_factory({"Name": "before"}).start()
+    assert server.process is not None
+    stored = httpx.post(f"{server.url}/instances", content=make_dicom(), timeout=10).json()
+    config = json.loads(server.config_path.read_text())
+    server.config_path.write_text(json.dumps({**config, "Name": "after"}))
+
+    answer = httpx.post(f"{server.url}/tools/reset", timeout=10)
+    assert answer.status_code == 200 and answer.json() == {}
+    name = None
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and name != "after":
+        try:
+            name = httpx.get(f"{server.url}/system", timeout=1).json()["Name"]
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    assert name == "after", server.log_path.read_text()[-3000:]
+    assert server.process.poll() is None, "the same process (PID) serves again"
+    instance = httpx.get(f"{server.url}/instances/{stored['ID']}", timeout=10)
+    assert instance.status_code == 200
