@@ -334,3 +334,15 @@ def test_stale_reservations_of_dead_processes_are_removed(tmp_path: Path) -> Non
     fresh.mkdir()
     FilesystemStorage(tmp_path / "storage")
     assert not stale.exists() and fresh.exists()
+
+
+def test_closing_removes_the_files_made_ahead_and_writes_still_work(tmp_path: Path) -> None:
+    storage = FilesystemStorage(tmp_path / "storage")
+    uuid = storage.new_uuid()
+    _wait_for_reserved(storage, 1)
+    storage.close()
+    assert not list((storage.root / ".reserved").glob("*/*")), "no empty file left behind"
+    storage.write(uuid, b"DICM")  # taken before the close: created the usual way
+    late = storage.new_uuid()
+    storage.write(late, b"DICM")
+    assert storage.read(uuid) == storage.read(late) == b"DICM"

@@ -17,9 +17,12 @@ def test_shutdown_answers_then_stops_the_server(
 ) -> None:
     server = obelisk_factory().start()
     assert server.process is not None
+    assert httpx.post(f"{server.url}/instances", content=make_dicom()).status_code == 200
     answer = httpx.post(f"{server.url}/tools/shutdown", timeout=10)
     assert answer.status_code == 200 and answer.json() == {}
     assert server.process.wait(timeout=20) == 0
+    reserved = list((server.workdir / "storage" / ".reserved").glob("*/*"))
+    assert reserved == [], "the files made ahead for uploads are removed on a clean stop"
 
 
 def test_reset_restarts_the_same_process_with_its_configuration_read_again(

@@ -50,6 +50,7 @@ class Services:
         self.jobs.close()
         self.stability.stop()
         self.ingest.close()
+        self.storage.close()
         self.bus.close()
         self.index.close()
 

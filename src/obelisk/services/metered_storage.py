@@ -25,6 +25,9 @@ class MeteredStorage:
         self.inner = inner
         self._metrics = metrics
 
+    def close(self) -> None:
+        self.inner.close()
+
     def new_uuid(self) -> str:
         return self.inner.new_uuid()
 

@@ -15,6 +15,10 @@ class StorageArea(Protocol):
 
     def create(self, uuid: str, data: bytes) -> None: ...
 
+    def close(self) -> None:
+        """Releases what the storage area prepared ahead (its blobs stay)."""
+        ...
+
     def new_uuid(self) -> str:
         """A fresh uuid for a blob about to be stored with :meth:`write` (a storage may prepare
         its place ahead of time)."""

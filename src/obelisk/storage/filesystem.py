@@ -46,6 +46,9 @@ class FilesystemStorage:
             self.root, lambda uuid: self._make_folder(self.path(uuid).parent)
         )
 
+    def close(self) -> None:
+        self._reservations.close()
+
     def new_uuid(self) -> str:
         """A uuid for a blob about to be written, its folder and file made ahead if possible."""
         return self._reservations.take()

@@ -14,6 +14,9 @@ class MemoryStorage:
         self._blobs: dict[str, bytes] = {}
         self._lock = threading.Lock()
 
+    def close(self) -> None:
+        pass
+
     def new_uuid(self) -> str:
         return str(uuid_module.uuid4())
 

@@ -7,8 +7,8 @@ uuids ready: their folders exist and an empty file waits under ``.reserved/``; w
 is then a ``rename`` (~15 µs) into its final place and a write.
 
 Each process reserves in its own sub-folder, so replicas sharing a storage area never take each
-other's files. A crash leaves at most a handful of empty files there: sub-folders untouched for
-an hour are removed when a storage area opens.
+other's files. A clean stop removes them; a crash leaves at most a handful of empty files there,
+and sub-folders untouched for an hour are removed when a storage area opens.
 """
 
 from __future__ import annotations
@@ -51,12 +51,26 @@ class BlobReservations:
         #: wake-up per few blobs: thread hand-offs cost more CPU than the files here).
         self._counted = 0
         self._low = threading.Condition()
+        self._closed = False
         self._start_lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._remove_stale()
 
+    def close(self) -> None:
+        """Stops making files and removes the ones not taken (their folders stay: cheap, and
+        Orthanc's layout has empty ones too)."""
+        with self._low:
+            self._closed = True
+            self._low.notify()
+        thread = self._thread
+        if thread is not None:
+            thread.join(timeout=5)
+        shutil.rmtree(self.folder, ignore_errors=True)
+
     def take(self) -> str:
         """A uuid whose empty file and folder are ready, or a plain new one if none is."""
+        if self._closed:
+            return str(uuid_module.uuid4())
         self._start()
         try:
             uuid = self._ready.get_nowait()
@@ -94,11 +108,15 @@ class BlobReservations:
     def _fill(self) -> None:
         while True:
             with self._low:
-                while self._counted > self._ahead // 2:
+                while self._counted > self._ahead // 2 and not self._closed:
                     self._low.wait()
+                if self._closed:
+                    return
                 wanted = self._ahead - self._counted
                 self._counted = self._ahead
             for made in range(wanted):
+                if self._closed:
+                    return
                 uuid = str(uuid_module.uuid4())
                 try:
                     self.folder.mkdir(parents=True, exist_ok=True)
