@@ -501,3 +501,25 @@ def test_ancestors_follow_every_store_of_a_transaction(
     series = index.lookup(first.public_id(Level.SERIES))
     assert series is not None and not series.is_stable
     assert series.children == [first.public_id(Level.INSTANCE), second.public_id(Level.INSTANCE)]
+
+
+def test_replaced_main_tags_are_read_and_searched(loaded: Loaded) -> None:
+    index, sample = loaded.index, loaded.samples[0]
+    study = index.lookup(sample.public_id(Level.STUDY), Level.STUDY)
+    assert study is not None and study.patient_tags is not None
+    with index.write() as writer:
+        writer.replace_main_tags(
+            study.internal_id,
+            Level.STUDY,
+            {**study.main_tags, "StudyDescription": "RECONSTRUCTED"},
+            {**study.patient_tags, "PatientName": "ZEBRA^ZOE"},
+        )
+    again = index.lookup(sample.public_id(Level.STUDY), Level.STUDY)
+    assert again is not None
+    assert again.main_tags["StudyDescription"] == "RECONSTRUCTED"
+    assert again.patient_tags is not None and again.patient_tags["PatientName"] == "ZEBRA^ZOE"
+    by_name = parse_constraint(0x00100010, "zebra*", case_sensitive=False)
+    by_description = parse_constraint(0x00081030, "RECONSTRUCTED", case_sensitive=True)
+    assert by_name is not None and by_description is not None
+    found = index.find(Level.STUDY, [by_name, by_description], since=0, limit=None)
+    assert found == [study.internal_id], "the new values are searchable"

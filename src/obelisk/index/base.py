@@ -146,6 +146,17 @@ class IndexWriter(Protocol):
         file was still being flushed); they are written with the transaction's other rows."""
         ...
 
+    def replace_main_tags(
+        self,
+        internal_id: int,
+        level: Level,
+        tags: dict[str, str],
+        patient_tags: dict[str, str] | None = None,
+    ) -> None:
+        """Replaces the main tags of a resource (and, on a study, its copy of the patient's),
+        their searchable values with them (``/{level}/{id}/reconstruct``)."""
+        ...
+
     def delete_resource(self, internal_id: int, *, now: str) -> DeleteOutcome: ...
 
     def set_metadata(self, internal_id: int, metadata_type: int, value: str) -> None: ...

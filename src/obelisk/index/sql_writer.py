@@ -171,6 +171,27 @@ class SqlWriter:
     def attach_new(self, internal_id: int, attachments: Sequence[Attachment]) -> None:
         self._defer(ATTACHMENTS, [attachment_row(internal_id, a) for a in attachments])
 
+    def replace_main_tags(
+        self,
+        internal_id: int,
+        level: Level,
+        tags: dict[str, str],
+        patient_tags: dict[str, str] | None = None,
+    ) -> None:
+        self._settle()
+        self._execute(
+            "UPDATE resources SET main_tags = ?, patient_tags = ? WHERE id = ?",
+            (
+                json.dumps(tags),
+                None if patient_tags is None else json.dumps(patient_tags),
+                internal_id,
+            ),
+        )
+        self._execute("DELETE FROM tag_values WHERE resource_id = ?", (internal_id,))
+        self._insert_tags(internal_id, level, tags)
+        if patient_tags is not None:
+            self._insert_tags(internal_id, level, patient_tags, Level.PATIENT)
+
     def _completes_series(self, series_id: int, new: NewInstance) -> bool:
         """Whether this instance makes its series Complete (Orthanc's CompletedSeries).
 

@@ -18,6 +18,7 @@ from obelisk.errors import BadRequest, UnknownResource
 from obelisk.http.params import flag, services, since_limit, tag_style
 from obelisk.http.render import resource_json, statistics_json
 from obelisk.http.responses import OrthancJSON
+from obelisk.services.reconstruction import reconstruct
 
 
 def format_tags(request: Request, full: dict[str, Any]) -> dict[str, Any]:
@@ -81,6 +82,14 @@ def _relative(target: Level) -> Callable[[Request], Awaitable[Response]]:
         return OrthancJSON(resource_json(view, style))
 
     return endpoint
+
+
+async def reconstruct_resource(request: Request) -> Response:
+    """``POST /{level}/{id}/reconstruct``: main tags read again from the files (answers ``{}``)."""
+    level: Level = request.path_params["level"]
+    resources = services(request).resources
+    await run_in_threadpool(reconstruct, resources, level, request.path_params["id"])
+    return OrthancJSON({})
 
 
 async def statistics(request: Request) -> Response:
@@ -179,6 +188,7 @@ routes = [
         )
     ],
     Route("/{level:level}/{id}/statistics", statistics, methods=["GET"]),
+    Route("/{level:level}/{id}/reconstruct", reconstruct_resource, methods=["POST"]),
     Route("/patients/{id}/protected", get_protected, methods=["GET"]),
     Route("/patients/{id}/protected", put_protected, methods=["PUT"]),
     Route("/{level:level}/{id}/shared-tags", shared_tags, methods=["GET"]),
