@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 from collections.abc import Callable
 
@@ -47,3 +48,35 @@ def test_reset_restarts_the_same_process_with_its_configuration_read_again(
     assert server.process.poll() is None, "the same process (PID) serves again"
     instance = httpx.get(f"{server.url}/instances/{stored['ID']}", timeout=10)
     assert instance.status_code == 200
+
+
+def test_reconstruct_through_the_server_restores_the_files_main_tags(
+    obelisk_factory: Callable[..., ObeliskProcess],
+) -> None:
+    """The index is edited behind the server's back (as a buggy version could have written it);
+    ``POST /studies/{id}/reconstruct`` on the running server puts the files' tags back."""
+    server = obelisk_factory().start()
+    stored = httpx.post(
+        f"{server.url}/instances", content=make_dicom(patient_name="DOE^JANE"), timeout=10
+    ).json()
+    study_url = f"{server.url}/studies/{stored['ParentStudy']}"
+    original = httpx.get(study_url, timeout=10).json()
+    index = sqlite3.connect(server.workdir / "storage" / "index.db")
+    with index:
+        index.execute(
+            "UPDATE resources SET patient_tags = ? WHERE public_id = ?",
+            (json.dumps({"PatientName": "WRONG"}), stored["ParentStudy"]),
+        )
+    index.close()
+    assert httpx.get(study_url).json()["PatientMainDicomTags"] == {"PatientName": "WRONG"}
+
+    answer = httpx.post(f"{study_url}/reconstruct", timeout=30)
+
+    assert answer.status_code == 200 and answer.json() == {}
+    assert httpx.get(study_url).json()["PatientMainDicomTags"] == original["PatientMainDicomTags"]
+    found = httpx.post(
+        f"{server.url}/tools/find",
+        json={"Level": "Study", "Query": {"PatientName": "DOE^JANE"}},
+        timeout=10,
+    ).json()
+    assert found == [stored["ParentStudy"]]

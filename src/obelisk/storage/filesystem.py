@@ -138,14 +138,13 @@ class FilesystemStorage:
         folder = path.parent
         for attempt in range(_FOLDER_ATTEMPTS):
             last = attempt == _FOLDER_ATTEMPTS - 1
-            if folder not in self._known_dirs:
-                try:
-                    self._make_folder(folder)
-                except (FileNotFoundError, FileExistsError):
-                    # FileExistsError too: mkdir saw the folder, gone when it checked it.
-                    if last:
-                        raise
-                    continue
+            try:
+                self._make_folder(folder)
+            except (FileNotFoundError, FileExistsError):
+                # FileExistsError too: mkdir saw the folder, gone when it checked it.
+                if last:
+                    raise
+                continue
             try:
                 return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
             except FileNotFoundError:  # the folder was pruned meanwhile
@@ -155,6 +154,7 @@ class FilesystemStorage:
         raise AssertionError("unreachable")
 
     def _make_folder(self, folder: Path) -> None:
+        """Creates a blob's folders, once: known ones are not asked of the kernel again."""
         if folder in self._known_dirs:
             return
         folder.mkdir(parents=True, exist_ok=True)
