@@ -12,6 +12,10 @@ then another fresh server receives the set from two ``storescu`` processes at on
 each, two associations). instances/s = files / wall time; every instance must be in
 ``/statistics`` afterwards. Both servers and dcmtk run with ``TCP_NODELAY=1``.
 
+``--ceiling`` adds, per round and kind, two independent servers of that kind receiving one
+association each: what the machine gives two senders when nothing is shared, the bound for
+any single server's two-association figure.
+
 C-FIND: on the server loaded by the last two-association run, one pynetdicom association sends
 ``--find-iterations`` Study Root C-FIND requests per query and round, interleaving the servers;
 p50/p95 latencies per request (including reading every answer) are reported.
@@ -63,6 +67,8 @@ QUERIES: dict[str, dict[str, str]] = {
     "series-of-study": {"QueryRetrieveLevel": "SERIES", "StudyInstanceUID": "", "Modality": ""},
 }
 TARGETS = {"one_association": 1.0, "two_associations": 1.5}
+#: Key of the "two servers, one association each" runs among the association counts.
+CEILING = 0
 ENV = dict(os.environ, TCP_NODELAY="1")
 #: Debian's dcmtk, by path: a virtualenv may put pynetdicom's Python tool of the same name first.
 STORESCU = "/usr/bin/storescu"
@@ -105,6 +111,32 @@ def store_run(kind: str, files: list[Path], associations: int, work: Path, label
         return len(files) / elapsed
     finally:
         server.stop()
+
+
+def two_servers_run(kind: str, files: list[Path], work: Path, label: str) -> float:
+    """Two independent servers of one kind, one association each: the machine's ceiling.
+
+    Nothing is shared between the two processes (no GIL, no index, no storage folder), so
+    what they reach together is what this machine gives any design for this load; a single
+    server with two associations cannot be expected to go beyond it.
+    """
+    servers = [start_server(kind, work, f"{label}-{n}") for n in range(2)]
+    try:
+        halves = [files[i::2] for i in range(2)]
+        began = time.perf_counter()
+        processes = [storescu(s, half, work) for s, half in zip(servers, halves, strict=True)]
+        for process in processes:
+            _, errors = process.communicate(timeout=900)
+            if process.returncode != 0:
+                raise RuntimeError(f"storescu failed on {kind}: {errors.decode()[-2000:]}")
+        elapsed = time.perf_counter() - began
+        stored = sum(s.count_instances() for s in servers)
+        if stored != len(files):
+            raise RuntimeError(f"{kind} stored {stored} of {len(files)} instances")
+        return len(files) / elapsed
+    finally:
+        for server in servers:
+            server.stop()
 
 
 def _nodelay(event: evt.Event) -> None:
@@ -161,6 +193,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--work", type=Path, default=None)
     parser.add_argument("--no-write", action="store_true")
+    parser.add_argument(
+        "--ceiling",
+        action="store_true",
+        help="also time two independent servers of each kind, one association each",
+    )
     args = parser.parse_args(argv)
     if not Path(STORESCU).exists():
         print("dcmtk's storescu is not installed", file=sys.stderr)
@@ -175,7 +212,9 @@ def main(argv: list[str] | None = None) -> int:
     QUERIES["series-of-study"]["StudyInstanceUID"] = instances[0].study_uid
     kinds = available_servers(args.servers.split(","), work)
     log(f"servers: {kinds}; {len(files)} files")
-    rates: dict[str, dict[int, list[float]]] = {k: {1: [], 2: []} for k in kinds}
+    # 1 and 2: associations to one server; CEILING: two servers, one association each.
+    counts = (1, 2, CEILING) if args.ceiling else (1, 2)
+    rates: dict[str, dict[int, list[float]]] = {k: {n: [] for n in counts} for k in kinds}
     latencies: dict[str, dict[str, list[float]]] = {k: {q: [] for q in QUERIES} for k in kinds}
     problems: list[str] = []
     try:
@@ -186,6 +225,10 @@ def main(argv: list[str] | None = None) -> int:
                     rate = store_run(kind, files, associations, work, f"r{round_number}")
                     rates[kind][associations].append(rate)
                     log(f"round {round_number}: {kind} x{associations}: {rate:.0f} inst/s")
+            for kind in order if args.ceiling else ():
+                rate = two_servers_run(kind, files, work, f"r{round_number}-two")
+                rates[kind][CEILING].append(rate)
+                log(f"round {round_number}: two {kind} servers x1 each: {rate:.0f} inst/s")
         servers = {kind: start_server(kind, work, "find") for kind in kinds}
         try:
             for server in servers.values():
@@ -209,7 +252,10 @@ def main(argv: list[str] | None = None) -> int:
         "machine": machine_info(),
         "instances": len(files),
         "rounds": args.rounds,
-        "store": {k: {str(n): summarize(v) for n, v in r.items()} for k, r in rates.items()},
+        "store": {
+            k: {("two_servers" if n == CEILING else str(n)): summarize(v) for n, v in r.items()}
+            for k, r in rates.items()
+        },
         "find_ms": {k: {q: summarize(v) for q, v in r.items()} for k, r in latencies.items()},
         "problems": problems,
     }
@@ -224,6 +270,18 @@ def main(argv: list[str] | None = None) -> int:
                 format_ratio(ratio(values.get("obelisk"), values.get("orthanc")), f">={target}"),
             ]
         )
+    if args.ceiling:
+        values = {k: median(rates[k][CEILING]) for k in kinds}
+        rows.append(
+            [
+                "C-STORE 2 servers x1 (inst/s)",
+                *(f"{values[k]:.0f}" for k in kinds),
+                format_ratio(ratio(values.get("obelisk"), values.get("orthanc"))),
+            ]
+        )
+        for kind in kinds:  # how much of the machine's two-sender ceiling one server reaches
+            share = ratio(median(rates[kind][2]), values[kind])
+            rows.append([f"{kind} x2 / its ceiling", *("" for _ in kinds), format_ratio(share)])
     for name in QUERIES:
         values = {k: median(latencies[k][name]) for k in kinds}
         rows.append(

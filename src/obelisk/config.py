@@ -81,6 +81,7 @@ OPTIONS: dict[str, tuple[type | tuple[type, ...], Any]] = {
     "DicomAlwaysAllowGet": (bool, False),
     "DicomAlwaysAllowMove": (bool, False),
     "DicomCheckModalityHost": (bool, False),
+    "DicomEchoChecksFind": (bool, False),
     "UnknownSopClassAccepted": (bool, False),
     "DeflatedTransferSyntaxAccepted": (bool, True),
     "JpegTransferSyntaxAccepted": (bool, True),

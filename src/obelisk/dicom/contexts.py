@@ -5,10 +5,11 @@ from __future__ import annotations
 import logging
 import socket
 from collections.abc import Iterable
-from typing import Any
 
 from pynetdicom import _config, evt
 from pynetdicom.presentation import PresentationContext, build_context
+from pynetdicom.service_class import ServiceClass
+from pynetdicom.sop_class import _STORAGE_CLASSES, uid_to_service_class
 
 VERIFICATION = "1.2.840.10008.1.1"
 PATIENT_ROOT_FIND = "1.2.840.10008.5.1.4.1.2.1.1"
@@ -21,29 +22,9 @@ IMPLICIT_LE = "1.2.840.10008.1.2"
 EXPLICIT_LE = "1.2.840.10008.1.2.1"
 EXPLICIT_BE = "1.2.840.10008.1.2.2"
 DEFLATED = "1.2.840.10008.1.2.1.99"
-#: Orthanc option → the transfer syntaxes it enables on the server.
-OPTIONAL_SYNTAXES = {
-    "DeflatedTransferSyntaxAccepted": (DEFLATED,),
-    "JpegTransferSyntaxAccepted": ("1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51"),
-    "JpegLosslessTransferSyntaxAccepted": (
-        "1.2.840.10008.1.2.4.57",
-        "1.2.840.10008.1.2.4.70",
-        "1.2.840.10008.1.2.4.80",
-        "1.2.840.10008.1.2.4.81",
-    ),
-    "Jpeg2000TransferSyntaxAccepted": ("1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.4.91"),
-    "JpipTransferSyntaxAccepted": ("1.2.840.10008.1.2.4.94", "1.2.840.10008.1.2.4.95"),
-    "RleTransferSyntaxAccepted": ("1.2.840.10008.1.2.5",),
-    "Mpeg2TransferSyntaxAccepted": ("1.2.840.10008.1.2.4.100", "1.2.840.10008.1.2.4.101"),
-    "Mpeg4TransferSyntaxAccepted": (
-        "1.2.840.10008.1.2.4.102",
-        "1.2.840.10008.1.2.4.103",
-        "1.2.840.10008.1.2.4.104",
-        "1.2.840.10008.1.2.4.105",
-        "1.2.840.10008.1.2.4.106",
-    ),
-    "H265TransferSyntaxAccepted": ("1.2.840.10008.1.2.4.107", "1.2.840.10008.1.2.4.108"),
-}
+MODALITY_WORKLIST_FIND = "1.2.840.10008.5.1.4.31"
+STORAGE_SERVICE_CLASS = "1.2.840.10008.4.2"
+STORAGE_UIDS = frozenset(str(uid) for uid in _STORAGE_CLASSES.values())
 #: pynetdicom refuses to propose more than this many contexts in one association.
 MAX_REQUESTED_CONTEXTS = 128
 
@@ -54,16 +35,26 @@ def quiet_pynetdicom() -> None:
     logging.getLogger("pynetdicom").setLevel(logging.WARNING)
 
 
-def accepted_syntaxes(values: dict[str, Any]) -> list[str]:
-    """The transfer syntaxes the server accepts for storage, as the settings say."""
-    explicit = [str(s) for s in values.get("AcceptedTransferSyntaxes") or []]
-    if explicit:
-        return explicit
-    syntaxes = [EXPLICIT_LE, IMPLICIT_LE, EXPLICIT_BE]
-    for option, uids in OPTIONAL_SYNTAXES.items():
-        if values.get(option, True):
-            syntaxes.extend(uids)
-    return syntaxes
+class StorageAbstractSyntaxes:
+    """The abstract syntaxes the C-STORE SCP takes as storage, decided when an association is
+    requested: every storage SOP class pynetdicom knows and, in Orthanc's promiscuous mode
+    (``UnknownSopClassAccepted``), every SOP class that pynetdicom does not know as another
+    service (as Orthanc accepts every context it has not accepted for another service)."""
+
+    def __init__(self, unknown_accepted: bool) -> None:
+        self.unknown_accepted = unknown_accepted
+
+    def __contains__(self, uid: object) -> bool:
+        if not isinstance(uid, str) or not uid:
+            return False
+        if uid in STORAGE_UIDS:
+            return True
+        return self.unknown_accepted and is_unknown_sop_class(uid)
+
+
+def is_unknown_sop_class(uid: str) -> bool:
+    """A SOP class pynetdicom serves with no service (neither storage nor anything else)."""
+    return uid not in STORAGE_UIDS and uid_to_service_class(uid) is ServiceClass
 
 
 def set_nodelay(event: evt.Event) -> None:

@@ -15,6 +15,7 @@ import contextlib
 import io
 import logging
 import socket
+from collections.abc import Container
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -27,6 +28,7 @@ from obelisk.dicom.status import NOT_AUTHORIZED, store_and_answer
 from obelisk.errors import ObeliskError
 from obelisk.services.ingest import IngestService, Origin
 from obelisk.services.modalities import DicomRequest
+from obelisk.services.storage_acceptance import StorageAcceptance
 
 log = logging.getLogger("obelisk.dicom")
 
@@ -63,15 +65,15 @@ class DirectEndpoint:
     aet: str
     check_called_aet: bool
     max_pdu: int
-    storage_classes: frozenset[str]
-    syntaxes: tuple[str, ...]
+    #: The accepted transfer syntaxes (read when an association is negotiated).
+    acceptance: StorageAcceptance
     ingest: IngestService
     access: AccessCheck
     find: FindAnswers
     timeout: float | None
 
 
-def serves_directly(request: pdu.AssociateRequest, storage_classes: frozenset[str]) -> bool:
+def serves_directly(request: pdu.AssociateRequest, storage_classes: Container[str]) -> bool:
     if request.extra_user_items & _NEEDS_FULL_STACK:
         return False
     return all(
@@ -179,9 +181,10 @@ class DirectAssociation:
         self._allowed = allowed
         results: dict[int, tuple[int, str]] = {}
         for context_id, (abstract, proposed) in request.contexts.items():
-            not_storage = abstract == VERIFICATION or abstract in FIND_MODELS
-            supported = _UNCOMPRESSED if not_storage else endpoint.syntaxes
-            chosen = next((s for s in proposed if s in supported), "")
+            if abstract == VERIFICATION or abstract in FIND_MODELS:
+                chosen = next((s for s in proposed if s in _UNCOMPRESSED), "")
+            else:
+                chosen = next((s for s in proposed if endpoint.acceptance.accepts_syntax(s)), "")
             results[context_id] = (0, chosen) if chosen else (4, "")
             if chosen:
                 self._syntaxes[context_id] = chosen

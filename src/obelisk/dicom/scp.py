@@ -19,9 +19,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import pydicom
+from pydicom.uid import UID
 from pynetdicom import AE, evt
 from pynetdicom.association import Association
-from pynetdicom.sop_class import _STORAGE_CLASSES as STORAGE_CLASSES
+from pynetdicom.pdu_primitives import SOPClassCommonExtendedNegotiation
+from pynetdicom.presentation import PresentationContext, build_context
 from pynetdicom.transport import ThreadedAssociationServer
 
 from obelisk.config import Settings
@@ -31,11 +33,13 @@ from obelisk.dicom.contexts import (
     PATIENT_ROOT_FIND,
     PATIENT_ROOT_GET,
     PATIENT_ROOT_MOVE,
+    STORAGE_SERVICE_CLASS,
     STUDY_ROOT_FIND,
     STUDY_ROOT_GET,
     STUDY_ROOT_MOVE,
     VERIFICATION,
-    accepted_syntaxes,
+    StorageAbstractSyntaxes,
+    is_unknown_sop_class,
     quiet_pynetdicom,
     set_nodelay,
     storage_contexts,
@@ -95,8 +99,7 @@ class DicomServer:
             aet=self._aet,
             check_called_aet=self._check_called_aet,
             max_pdu=int(settings["MaximumPduLength"]),
-            storage_classes=frozenset(STORAGE_CLASSES.values()),
-            syntaxes=tuple(accepted_syntaxes(settings.values)),
+            acceptance=network.storage_acceptance,
             ingest=ingest,
             access=self._access,
             find=lambda level, identifier: network.requests.find(level, identifier, self._aet),
@@ -118,19 +121,18 @@ class DicomServer:
         ae.maximum_pdu_size = int(settings["MaximumPduLength"])
         ae.maximum_associations = max(int(settings["DicomThreadsCount"]), 10)
         ae.require_called_aet = self._check_called_aet
-        syntaxes = accepted_syntaxes(settings.values)
         ae.add_supported_context(VERIFICATION)
         for model in _QUERY_MODELS:
             ae.add_supported_context(model)
-        for uid in sorted(set(STORAGE_CLASSES.values())):
-            # scp_role: a C-GET requestor receives the instances as a Storage SCP.
-            ae.add_supported_context(uid, syntaxes, scu_role=False, scp_role=True)
+        # Storage contexts are decided for each association (_storage_contexts): the accepted
+        # transfer syntaxes and unknown SOP classes can change at runtime.
         return ae
 
     def start(self) -> None:
         handlers: list[Any] = [
             (evt.EVT_CONN_OPEN, set_nodelay),
             (evt.EVT_REQUESTED, self._on_requested),
+            (evt.EVT_ACCEPTED, self._on_accepted),
             (evt.EVT_C_ECHO, self._on_echo),
             (evt.EVT_C_STORE, self._on_store),
             (evt.EVT_C_FIND, self._on_find),
@@ -209,7 +211,8 @@ class DicomServer:
         except (OSError, pdu.ProtocolError):
             connection.close()
             return
-        if request is None or not serves_directly(request, self._endpoint.storage_classes):
+        storage = StorageAbstractSyntaxes(self._network.storage_acceptance.unknown_sop_classes)
+        if request is None or not serves_directly(request, storage):
             server = self._server
             if server is None:
                 connection.close()
@@ -250,6 +253,50 @@ class DicomServer:
             return
         with self._lock:
             self._allowed[assoc] = allowed
+        assoc.acceptor.supported_contexts = [
+            *assoc.acceptor.supported_contexts,
+            *self._storage_contexts(
+                request.presentation_context_definition_list if request else []
+            ),
+        ]
+
+    def _on_accepted(self, event: evt.Event) -> None:
+        """pynetdicom serves a DIMSE message by the service of its SOP class: a C-STORE of an
+        unknown SOP class (accepted in promiscuous mode) is declared of the Storage Service
+        Class, as a SOP Class Common Extended Negotiation would (pynetdicom's private table)."""
+        acceptor = event.assoc.acceptor
+        for context in event.assoc.accepted_contexts:
+            uid = str(context.abstract_syntax or "")
+            if is_unknown_sop_class(uid):
+                item = SOPClassCommonExtendedNegotiation()
+                item.sop_class_uid = uid
+                item.service_class_uid = STORAGE_SERVICE_CLASS
+                acceptor._common_ext[UID(uid)] = item
+
+    def _storage_contexts(self, proposed: list[PresentationContext]) -> list[PresentationContext]:
+        """The storage contexts to accept among those proposed, as the runtime settings say."""
+        acceptance = self._network.storage_acceptance
+        storage = StorageAbstractSyntaxes(acceptance.unknown_sop_classes)
+        syntaxes: dict[str, list[str]] = {}
+        for context in proposed:
+            abstract = str(context.abstract_syntax or "")
+            if abstract not in storage:
+                continue
+            found = syntaxes.setdefault(abstract, [])
+            found.extend(
+                str(s)
+                for s in context.transfer_syntax
+                if acceptance.accepts_syntax(str(s)) and str(s) not in found
+            )
+        contexts = []
+        for abstract, accepted in syntaxes.items():
+            if not accepted:
+                continue
+            context = build_context(abstract, accepted)
+            # scp_role: a C-GET requestor receives the instances as a Storage SCP.
+            context.scu_role, context.scp_role = False, True
+            contexts.append(context)
+        return contexts
 
     def _permits(self, event: evt.Event, request: DicomRequest) -> bool:
         with self._lock:

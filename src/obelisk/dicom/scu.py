@@ -16,6 +16,7 @@ from pynetdicom.presentation import PresentationContext, build_context
 
 from obelisk.core.levels import Level
 from obelisk.dicom.contexts import (
+    MODALITY_WORKLIST_FIND,
     PATIENT_ROOT_FIND,
     PATIENT_ROOT_MOVE,
     STUDY_ROOT_FIND,
@@ -76,7 +77,14 @@ class PynetdicomClient:
         quiet_pynetdicom()
         self._default_timeout = default_timeout
 
-    def _associate(self, peer: Peer, contexts: Sequence[PresentationContext]) -> Association:
+    def _associate(
+        self,
+        peer: Peer,
+        contexts: Sequence[PresentationContext],
+        unsupported: ErrorCode | None = None,
+    ) -> Association:
+        """An association; ``unsupported``: the error when the peer accepts none of the contexts
+        (pynetdicom then aborts the association)."""
         ae = AE(ae_title=peer.local_aet)
         timeout = peer.timeout or self._default_timeout
         ae.acse_timeout = timeout
@@ -90,6 +98,8 @@ class PynetdicomClient:
             ae_title=peer.aet,
             evt_handlers=[(evt.EVT_CONN_OPEN, set_nodelay)],
         )
+        if not assoc.is_established and assoc.is_aborted and unsupported is not None:
+            raise ObeliskError(code=unsupported, details=f"Remote AET is {peer.aet}")
         if not assoc.is_established:
             raise _network_error(
                 f"Cannot associate with AET {peer.aet!r} at {peer.host}:{peer.port}"
@@ -114,9 +124,20 @@ class PynetdicomClient:
 
     def find(self, peer: Peer, level: Level, identifier: pydicom.Dataset) -> list[pydicom.Dataset]:
         model = PATIENT_ROOT_FIND if level is Level.PATIENT else STUDY_ROOT_FIND
-        assoc = self._associate(peer, [build_context(model)])
+        return self._find(peer, model, identifier)
+
+    def find_worklist(self, peer: Peer, identifier: pydicom.Dataset) -> list[pydicom.Dataset]:
+        return self._find(peer, MODALITY_WORKLIST_FIND, identifier)
+
+    def _find(self, peer: Peer, model: str, identifier: pydicom.Dataset) -> list[pydicom.Dataset]:
+        assoc = self._associate(peer, [build_context(model)], ErrorCode.DicomFindUnavailable)
         answers: list[pydicom.Dataset] = []
         final = -1
+        if not any(c.abstract_syntax == model for c in assoc.accepted_contexts):
+            assoc.release()
+            raise ObeliskError(
+                code=ErrorCode.DicomFindUnavailable, details=f"Remote AET is {peer.aet}"
+            )
         try:
             for status, found in assoc.send_c_find(identifier, model):
                 code = int(status.get("Status", -1)) if status else -1

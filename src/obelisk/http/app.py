@@ -19,6 +19,8 @@ from obelisk.http.responses import render_error
 from obelisk.http.routes import annotations as annotation_routes
 from obelisk.http.routes import (
     archives,
+    bulk,
+    dicom_tools,
     dicomweb,
     dicomweb_rendered,
     instances,
@@ -64,7 +66,9 @@ def create_app(services: Services) -> Starlette:
             *instances.upload_routes,
             *system.routes,
             *observability.routes,
+            *dicom_tools.routes,
             *tools.routes,
+            *bulk.routes,
             *jobs.routes,
             *queue.routes,
             *archives.routes,

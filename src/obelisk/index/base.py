@@ -169,6 +169,12 @@ class IndexWriter(Protocol):
 
     def delete_attachment(self, internal_id: int, content_type: int) -> Attachment | None: ...
 
+    def replace_attachment(self, internal_id: int, old_uuid: str, replacement: Attachment) -> bool:
+        """Points the attachment row of ``replacement.content_type`` that holds ``old_uuid`` at
+        ``replacement`` instead (its revision goes up by one), in one statement. False, changing
+        nothing, when no such row is left: it was deleted or replaced meanwhile."""
+        ...
+
     def log_change(
         self, change_type: ChangeType, level: Level, public_id: str, now: str
     ) -> None: ...

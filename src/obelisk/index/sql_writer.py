@@ -369,6 +369,27 @@ class SqlWriter:
         )
         return row_to_attachment(row)
 
+    def replace_attachment(self, internal_id: int, old_uuid: str, replacement: Attachment) -> bool:
+        self._settle()
+        cursor = self._execute(
+            "UPDATE attachments SET uuid = ?, compression = ?, uncompressed_size = ?, "
+            "uncompressed_md5 = ?, compressed_size = ?, compressed_md5 = ?, "
+            "revision = revision + 1 "
+            "WHERE resource_id = ? AND content_type = ? AND uuid = ?",
+            (
+                replacement.uuid,
+                replacement.compression,
+                replacement.uncompressed_size,
+                replacement.uncompressed_md5,
+                replacement.compressed_size,
+                replacement.compressed_md5,
+                internal_id,
+                replacement.content_type,
+                old_uuid,
+            ),
+        )
+        return bool(cursor.rowcount)
+
     def log_change(self, change_type: ChangeType, level: Level, public_id: str, now: str) -> None:
         self._defer(CHANGES, [(int(change_type), int(level), public_id, now)])
 

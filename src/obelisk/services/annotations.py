@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,10 +15,18 @@ from obelisk.core.changes import (
 )
 from obelisk.core.levels import Level
 from obelisk.core.timestamps import now_iso
-from obelisk.errors import ConfigurationError, CorruptedFile, Forbidden, InexistentItem
+from obelisk.errors import (
+    ConfigurationError,
+    CorruptedFile,
+    ErrorCode,
+    Forbidden,
+    InexistentItem,
+    ObeliskError,
+    UnknownResource,
+)
 from obelisk.events import EventBus, ResourceChanged
 from obelisk.index.base import Attachment, Index
-from obelisk.services.files import AttachmentReader, encode_attachment
+from obelisk.services.files import COMPRESSION_NONE, AttachmentReader, encode_attachment
 from obelisk.services.resources import ResourceService
 from obelisk.storage.base import StorageArea
 
@@ -136,8 +145,6 @@ class AnnotationService:
         return self.reader.read(attachment)
 
     def verify_md5(self, attachment: Attachment) -> None:
-        import hashlib
-
         stored = self.reader.read_stored(attachment)
         if hashlib.md5(stored).hexdigest() != attachment.compressed_md5:
             raise CorruptedFile(f"Attachment {attachment.uuid} does not match its MD5")
@@ -173,3 +180,38 @@ class AnnotationService:
                 raise InexistentItem(f"No attachment {name} on {public_id}")
             writer.log_change(ChangeType.UpdatedAttachment, level, public_id, now_iso())
         self._storage.remove(removed.uuid)
+
+    def set_compression(self, level: Level, public_id: str, name: str, *, compress: bool) -> None:
+        """Stores the attachment again, zlib-compressed or not (a no-op when it already is so).
+
+        Crash-safe: the new blob is durable before the index row points at it, and the old blob
+        is removed only after that commit; a crash in between leaves an orphan blob at worst.
+        """
+        number = self.content_names.number(name)
+        resource = self._resources.get(level, public_id)
+        current = next(
+            (a for a in self._index.attachments(resource.internal_id) if a.content_type == number),
+            None,
+        )
+        if current is None:  # Orthanc answers "Unknown resource" here, not "inexistent item"
+            raise UnknownResource(f"No attachment {name} on {public_id}")
+        if (current.compression != COMPRESSION_NONE) == compress:
+            return
+        data = self.reader.read(current)
+        if current.uncompressed_md5 and hashlib.md5(data).hexdigest() != current.uncompressed_md5:
+            raise CorruptedFile(f"Attachment {current.uuid} does not match its MD5")
+        stored, replacement = encode_attachment(number, data, compress=compress)
+        self._storage.create(replacement.uuid, stored)
+        try:
+            with self._index.write() as writer:
+                if not writer.replace_attachment(resource.internal_id, current.uuid, replacement):
+                    raise ObeliskError(
+                        f"Attachment {name} of {public_id} changed meanwhile",
+                        code=ErrorCode.Revision,
+                    )
+                if number in USER_RANGE:  # as Orthanc, which logs user attachments only
+                    writer.log_change(ChangeType.UpdatedAttachment, level, public_id, now_iso())
+        except BaseException:
+            self._storage.remove(replacement.uuid)
+            raise
+        self._storage.remove(current.uuid)

@@ -57,6 +57,10 @@ class DicomClient(Protocol):
         """C-FIND (Study Root, or Patient Root at the patient level): the answers."""
         ...
 
+    def find_worklist(self, peer: Peer, identifier: pydicom.Dataset) -> list[pydicom.Dataset]:
+        """C-FIND in the Modality Worklist Information Model: the worklist items."""
+        ...
+
     def move(
         self, peer: Peer, level: Level, identifier: pydicom.Dataset, target_aet: str
     ) -> MoveOutcome:

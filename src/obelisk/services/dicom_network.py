@@ -15,11 +15,12 @@ from typing import TYPE_CHECKING, Any
 
 import pydicom
 from pydicom.datadict import dictionary_VR
+from pydicom.uid import generate_uid
 
 from obelisk.core.changes import MetadataType
-from obelisk.core.dicom_json import full_tags, shorten, simplify
+from obelisk.core.dicom_json import element_text, full_tags, shorten, simplify
 from obelisk.core.levels import Level
-from obelisk.core.tags import parse_tag
+from obelisk.core.tags import MAIN_TAGS, format_tag, parse_tag
 from obelisk.errors import BadFileFormat, BadRequest, ErrorCode, ObeliskError, UnknownResource
 from obelisk.jobs.model import Job
 from obelisk.services.dicom_client import DicomClient, Peer
@@ -34,7 +35,14 @@ from obelisk.services.dicom_jobs import (
 )
 from obelisk.services.dicom_requests import DicomRequestService
 from obelisk.services.find import level_field
-from obelisk.services.modalities import AccessPolicy, ModalityRegistry, RemoteModality
+from obelisk.services.modalities import (
+    AccessPolicy,
+    ModalityRegistry,
+    RemoteModality,
+    check_manufacturer,
+    parse_modality,
+)
+from obelisk.services.storage_acceptance import StorageAcceptance
 
 if TYPE_CHECKING:
     from obelisk.jobs.engine import JobEngine
@@ -56,6 +64,114 @@ _QUERY_KEYS = {
     Level.SERIES: ("StudyInstanceUID", "SeriesInstanceUID"),
     Level.INSTANCE: ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID"),
 }
+
+#: The deprecated ``find-*`` routes (Orthanc's C-FIND templates): tags of the level's main tags
+#: left out of the template, tags of upper levels added to it (empty), and the upper-level tags
+#: kept in the identifier when the request gives them.
+_TEMPLATE_LEFT_OUT = {
+    Level.STUDY: frozenset({0x00080080, 0x00321032, 0x00321060}),
+    Level.SERIES: frozenset(
+        {
+            0x00080070,
+            0x00081010,
+            0x00180024,
+            0x00181090,
+            0x00201002,
+            0x00540081,
+            0x00200105,
+            0x00540101,
+            0x00200037,
+            0x00541000,
+            0x00181400,
+            0x00180010,
+        }
+    ),
+}
+_TEMPLATE_UPPER = {
+    Level.PATIENT: (),
+    Level.STUDY: (0x00080050, 0x00100020),
+    Level.SERIES: (0x00080050, 0x00100020, 0x0020000D),
+    Level.INSTANCE: (0x00080050, 0x00100020, 0x0020000D, 0x0020000E),
+}
+_COPIED_UPPER = {
+    Level.PATIENT: (),
+    Level.STUDY: (0x00100020, 0x00080050, 0x00080061),
+    Level.SERIES: (0x00100020, 0x00080050, 0x0020000D),
+    Level.INSTANCE: (0x00100020, 0x00080050, 0x0020000D, 0x0020000E),
+}
+_PATIENT_ID = 0x00100020
+_STUDY_INSTANCE_UID = 0x0020000D
+#: ``DefaultEncoding`` → the Specific Character Set of C-FIND queries and answers.
+_CHARSETS = {"Ascii": "ISO_IR 6", "Latin1": "ISO_IR 100", "Utf8": "ISO_IR 192"}
+
+
+def find_fields(body: Any) -> dict[int, str]:
+    """The body of the deprecated ``find-*`` routes: tag → value (strings, numbers or null)."""
+    if not isinstance(body, dict):
+        raise BadRequest("The body must be a JSON object (DICOM tag → value)")
+    fields: dict[int, str] = {}
+    for key, value in body.items():
+        tag = _tag_of(key)
+        if isinstance(value, dict | list):
+            raise ObeliskError(
+                f"Bad Parameter type for tag {format_tag(tag)}", code=ErrorCode.BadParameterType
+            )
+        fields[tag] = "" if value is None else str(value)
+    return fields
+
+
+def level_fields(level: Level, fields: dict[int, str], upper: dict[int, str]) -> dict[int, str]:
+    """What a ``find-*`` C-FIND at ``level`` asks: Orthanc's template of the level merged with
+    the request's ``fields`` and the ``upper`` keys of a parent answer, restricted to the
+    level's main tags and the upper-level keys it copies."""
+    main = [tag for tag, _ in MAIN_TAGS[level]]
+    left_out = _TEMPLATE_LEFT_OUT.get(level, frozenset())
+    merged = dict.fromkeys([t for t in main if t not in left_out], "")
+    merged.update(dict.fromkeys(_TEMPLATE_UPPER[level], ""))
+    merged.update(fields)
+    merged.update(upper)
+    kept = {*main, *_COPIED_UPPER[level]}
+    return {tag: value for tag, value in merged.items() if tag in kept}
+
+
+def _tag_of(key: Any) -> int:
+    try:
+        return parse_tag(str(key))
+    except ValueError as exc:
+        raise ObeliskError(f"Unknown DICOM tag: {key}", code=ErrorCode.UnknownDicomTag) from exc
+
+
+def worklist_identifier(query: Any) -> pydicom.Dataset:
+    """A worklist C-FIND identifier from Orthanc's JSON: tag → string (or null), or a list of
+    such objects for a sequence."""
+    if not isinstance(query, dict):
+        raise ObeliskError(
+            "The worklist query must be a JSON object", code=ErrorCode.BadParameterType
+        )
+    identifier = pydicom.Dataset()
+    for key, value in query.items():
+        tag = _tag_of(key)
+        vr = dictionary_VR(tag) if _known(tag) else "LO"
+        if value is None or (isinstance(value, str) and vr != "SQ"):
+            identifier.add_new(tag, vr, value or None)
+        elif isinstance(value, list) and vr == "SQ":
+            identifier.add_new(tag, vr, [worklist_identifier(item) for item in value])
+        else:
+            raise ObeliskError(
+                f"Bad Parameter type for tag {format_tag(tag)}", code=ErrorCode.BadParameterType
+            )
+    return identifier
+
+
+def answer_style(body: dict[str, Any]) -> str:
+    """``Simplify``/``Short``/``Full`` in a request body (Orthanc's precedence); ``simplify``."""
+    for key, style in (("Simplify", "simplify"), ("Short", "short"), ("Full", "full")):
+        value = body.get(key, False)
+        if not isinstance(value, bool):
+            raise BadFileFormat(f"Boolean value expected in field: {key}")
+        if value:
+            return style
+    return "simplify"
 
 
 @dataclass
@@ -116,8 +232,17 @@ class DicomNetwork:
             services.find, services.resources, case_sensitive_pn=bool(settings["CaseSensitivePN"])
         )
         self._default_timeout = float(settings.get("DicomScuTimeout", 10) or 10)
+        self._echo_checks_find = bool(settings.get("DicomEchoChecksFind", False))
+        #: What the C-STORE SCP accepts; ``/tools/accepted-transfer-syntaxes`` changes it.
+        self.storage_acceptance = StorageAcceptance.from_settings(settings.values)
         self._queries: OrderedDict[str, StoredQuery] = OrderedDict()
         self._lock = threading.Lock()
+
+    @property
+    def _charset(self) -> str:
+        """The Specific Character Set of ``DefaultEncoding`` (changeable at runtime)."""
+        encoding = str(self._services.settings.get("DefaultEncoding", "Latin1"))
+        return _CHARSETS.get(encoding, "ISO_IR 100")
 
     # -- wiring ---------------------------------------------------------------------------------
     def register_job_kinds(self, engine: JobEngine) -> None:
@@ -145,7 +270,30 @@ class DicomNetwork:
 
     # -- echo and store -------------------------------------------------------------------------
     def echo(self, name: str, body: dict[str, Any]) -> None:
-        self._client().echo(self.peer(name, body))
+        self._echo(self.peer(name, body), body)
+
+    def echo_unregistered(self, body: Any) -> None:
+        """``/tools/dicom-echo``: C-ECHO to a modality described in the body, not registered."""
+        try:
+            modality = parse_modality("dicom-echo", body)
+        except BadRequest as exc:
+            raise BadFileFormat(exc.message) from exc
+        check_manufacturer(modality)
+        self._echo(self._peer_of(modality, body if isinstance(body, dict) else {}), body)
+
+    def _echo(self, peer: Peer, body: Any) -> None:
+        """C-ECHO, then (``CheckFind``, default ``DicomEchoChecksFind``) a C-FIND of a random
+        study, to check that the peer knows this server, as Orthanc does."""
+        client = self._client()
+        client.echo(peer)
+        check_find = self._echo_checks_find
+        if isinstance(body, dict) and "CheckFind" in body:
+            check_find = body["CheckFind"]
+            if not isinstance(check_find, bool):
+                raise BadFileFormat("Boolean value expected in field: CheckFind")
+        if check_find:
+            query = {"StudyInstanceUID": str(generate_uid())}
+            client.find(peer, Level.STUDY, self._with_charset(Level.STUDY, query))
 
     def store_job(self, name: str, body: dict[str, Any]) -> Job:
         peer = self.peer(name, body)
@@ -243,11 +391,72 @@ class DicomNetwork:
                 restricted[key] = value
         return self.query(stored.modality, {**body, "Level": level.title, "Query": restricted})
 
-    def find_simple(self, name: str, level: Level, query: dict[str, Any]) -> list[dict[str, Any]]:
+    def find_simple(self, name: str, level: Level, body: Any) -> list[dict[str, Any]]:
         """The deprecated ``/modalities/{id}/find-patient|study|series|instance``."""
-        identifier = build_identifier(level, query, normalize=True)
+        if not isinstance(body, dict):
+            raise BadRequest("The body must be a JSON object (DICOM tag → value)")
+        identifier = build_identifier(level, body, normalize=True)
         answers = self._client().find(self.peer(name), level, identifier)
-        return [tag_format(answer, "simplify") for answer in answers]
+        return [self._answer_json(answer, "simplify") for answer in answers]
+
+    def find_hierarchy(self, name: str, body: Any) -> list[dict[str, Any]]:
+        """The deprecated ``/modalities/{id}/find``: the patients the body matches, each with
+        its matching studies (``Studies``), each with its matching series (``Series``)."""
+        fields = find_fields(body)
+        peer = self.peer(name)
+        patients = []
+        for patient in self._find_level(peer, Level.PATIENT, fields):
+            studies = []
+            for study in self._find_level(peer, Level.STUDY, fields, patient, (_PATIENT_ID,)):
+                upper = (_PATIENT_ID, _STUDY_INSTANCE_UID)
+                series = self._find_level(peer, Level.SERIES, fields, study, upper)
+                studies.append(
+                    self._answer_json(study, "simplify")
+                    | {"Series": [self._answer_json(s, "simplify") for s in series]}
+                )
+            patients.append(self._answer_json(patient, "simplify") | {"Studies": studies})
+        return patients
+
+    def _find_level(
+        self,
+        peer: Peer,
+        level: Level,
+        fields: dict[int, str],
+        parent: pydicom.Dataset | None = None,
+        upper_tags: tuple[int, ...] = (),
+    ) -> list[pydicom.Dataset]:
+        """One C-FIND of the ``find-*`` routes; ``upper_tags`` copied from the parent answer."""
+        upper = {}
+        for tag in upper_tags:
+            if parent is not None and tag in parent:
+                upper[tag] = element_text(parent[tag])
+        query = {format_tag(t): v for t, v in level_fields(level, fields, upper).items()}
+        return self._client().find(peer, level, self._with_charset(level, query))
+
+    def find_worklist(self, name: str, body: dict[str, Any]) -> list[dict[str, Any]]:
+        """``/modalities/{id}/find-worklist``: ``{"Query": {…}, "Short"|"Full"|"Simplify"}``, or
+        (Orthanc <= 1.9.4) the query itself as the body."""
+        if "Query" in body:
+            identifier, style = worklist_identifier(body["Query"]), answer_style(body)
+        else:
+            identifier, style = worklist_identifier(body), "simplify"
+        if "SpecificCharacterSet" not in identifier:
+            identifier.SpecificCharacterSet = self._charset
+        answers = self._client().find_worklist(self.peer(name, body), identifier)
+        return [self._answer_json(answer, style) for answer in answers]
+
+    def _with_charset(self, level: Level, query: dict[str, Any]) -> pydicom.Dataset:
+        identifier = build_identifier(level, query, normalize=True)
+        if "SpecificCharacterSet" not in identifier:
+            identifier.SpecificCharacterSet = self._charset
+        return identifier
+
+    def _answer_json(self, answer: pydicom.Dataset, style: str) -> dict[str, Any]:
+        """An answer as Orthanc shows C-FIND answers: in its own character set."""
+        shown = pydicom.Dataset()
+        shown.update(answer)
+        shown.SpecificCharacterSet = self._charset
+        return tag_format(shown, style)
 
     def query_ids(self) -> list[str]:
         with self._lock:

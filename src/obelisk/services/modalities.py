@@ -16,7 +16,7 @@ import threading
 from dataclasses import dataclass, fields
 from typing import Any
 
-from obelisk.errors import BadRequest, ErrorCode, ObeliskError
+from obelisk.errors import BadRequest, ErrorCode, ObeliskError, ParameterOutOfRange
 from obelisk.index.base import Index
 
 #: The global property holding the modalities as changed over REST (JSON object by name).
@@ -112,6 +112,28 @@ def parse_modality(name: str, value: Any) -> RemoteModality:
     if not 0 < arguments["port"] < 65536:
         raise BadRequest(f'Modality "{name}": bad TCP port {arguments["port"]}')
     return RemoteModality(**arguments)
+
+
+#: Orthanc 1.10.1's modality manufacturers (the last ones are obsolete names it still takes).
+MANUFACTURERS = frozenset(
+    {
+        "Generic",
+        "GenericNoWildcardInDates",
+        "GenericNoUniversalWildcard",
+        "Vitrea",
+        "GE",
+        "AgfaImpax",
+        "SyngoVia",
+        "EFilm2",
+        "MedInria",
+    }
+)
+
+
+def check_manufacturer(modality: RemoteModality) -> None:
+    """``ParameterOutOfRange`` for a manufacturer Orthanc does not know."""
+    if modality.manufacturer not in MANUFACTURERS:
+        raise ParameterOutOfRange(f'Unknown modality manufacturer: "{modality.manufacturer}"')
 
 
 def _boolean(key: str, value: Any) -> bool:

@@ -23,7 +23,9 @@ from __future__ import annotations
 import enum
 import gzip
 import io
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pydicom
@@ -385,14 +387,66 @@ def numpy_array(data: bytes | Dataset, frame: int | None, *, rescale: bool) -> N
     if frame is not None:
         _check_frame(dataset, frame, as_parameter=True)
     frames = [frame] if frame is not None else range(frame_count(dataset))
-    arrays = []
-    for index in frames:
-        array = decode_frame(dataset, index)
-        if is_grayscale(array):
-            array = modality_values(dataset, array).astype(np.float32) if rescale else array
-            array = array[:, :, np.newaxis]
-        arrays.append(array)
+    arrays = [_numpy_frame(dataset, decode_frame(dataset, index), rescale) for index in frames]
     return arrays[0] if frame is not None else np.stack(arrays)
+
+
+def _numpy_frame(
+    dataset: Dataset, decoded: NDArray[np.generic], rescale: bool
+) -> NDArray[np.generic]:
+    """A decoded frame as ``/numpy`` gives it: (height, width, channels), grayscale rescaled to
+    float32 on request."""
+    if not is_grayscale(decoded):
+        return decoded
+    array = _rescaled_float32(dataset, decoded) if rescale else decoded
+    return array[:, :, np.newaxis]
+
+
+def _rescaled_float32(dataset: Dataset, decoded: NDArray[np.generic]) -> NDArray[np.float32]:
+    """Orthanc's rescale for ``/numpy``: ``slope * value + intercept`` in float32 arithmetic,
+    clamped to the float32 range and rounded down (Orthanc 1.10.1 floors, e.g. 42.5 → 42)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        slope = np.float32(float(dataset.get("RescaleSlope", 1) or 1))
+        intercept = np.float32(float(dataset.get("RescaleIntercept", 0) or 0))
+        values = decoded.astype(np.float32) * slope + intercept
+    limit = np.finfo(np.float32).max
+    clamped: NDArray[np.float32] = np.floor(np.clip(values, -limit, limit))
+    return clamped
+
+
+def numpy_volume(
+    frames: Iterable[tuple[Dataset, int]], depth: int, *, rescale: bool
+) -> NDArray[np.generic]:
+    """Orthanc's ``/series/{id}/numpy``: ``depth`` frames, given as (dataset, frame number) in
+    slice order, stacked as (frame, height, width, channels). Every frame must decode to the
+    size and pixel format of the first one, as Orthanc requires."""
+    volume: NDArray[np.generic] | None = None
+    first: tuple[tuple[int, ...], np.dtype[Any]] | None = None
+    position = 0
+    for dataset, frame in frames:
+        decoded = decode_frame(dataset, frame)
+        if first is None:
+            first = (decoded.shape, decoded.dtype)
+        elif decoded.shape[:2] != first[0][:2]:
+            raise ObeliskError(
+                code=ErrorCode.IncompatibleImageSize,
+                details="The size of the frames varies across the instance(s)",
+            )
+        elif (decoded.shape, decoded.dtype) != first:
+            raise ObeliskError(
+                code=ErrorCode.IncompatibleImageFormat,
+                details="The pixel format of the frames varies across the instance(s)",
+            )
+        array = _numpy_frame(dataset, decoded, rescale)
+        if volume is None:
+            volume = np.empty((depth, *array.shape), dtype=array.dtype)
+        if position >= depth:
+            raise ObeliskError(code=ErrorCode.BadSequenceOfCalls, details="Too many frames")
+        volume[position] = array
+        position += 1
+    if volume is None or position != depth:
+        raise ObeliskError(code=ErrorCode.BadSequenceOfCalls, details="Missing frames")
+    return volume
 
 
 def matlab_text(data: bytes | Dataset, frame: int = 0) -> str:
@@ -426,6 +480,18 @@ class PixelService:
 
     def dataset(self, instance_id: str) -> Dataset:
         return self.resources.dataset(instance_id)
+
+    def series_numpy(self, public_id: str, *, rescale: bool) -> NDArray[np.generic]:
+        """The frames of a series in the order of ``/series/{id}/ordered-slices``, stacked."""
+        slices, _ = self.resources.ordered_slices(public_id)
+
+        def frames() -> Iterator[tuple[Dataset, int]]:
+            for piece in slices:  # one instance in memory at a time
+                dataset = self.dataset(piece.public_id)
+                for frame in range(piece.frames):
+                    yield dataset, frame
+
+        return numpy_volume(frames(), sum(piece.frames for piece in slices), rescale=rescale)
 
     def representative_instance(self, level: Level, public_id: str) -> str:
         """The middle instance (by InstanceNumber) of a study/series, for thumbnails."""

@@ -54,7 +54,7 @@ def test_reconstruct_rewrites_the_resource_and_its_children(
 
     answer = client.post(f"/studies/{study}/reconstruct")
 
-    assert answer.status_code == 200 and answer.json() == {}
+    assert answer.status_code == 200 and answer.content == b""
     again = client.get(f"/studies/{study}").json()
     assert again["MainDicomTags"] == original["MainDicomTags"]
     assert again["PatientMainDicomTags"] == original["PatientMainDicomTags"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from functools import partial
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -116,6 +117,13 @@ async def verify_md5(request: Request) -> Response:
     return ok()
 
 
+async def set_compression(request: Request) -> Response:
+    compress = not request.url.path.endswith("/uncompress")
+    svc = services(request).annotations
+    await run_in_threadpool(partial(svc.set_compression, *_key(request), compress=compress))
+    return ok()
+
+
 async def put_attachment(request: Request) -> Response:
     data = await request.body()
     await run_in_threadpool(services(request).annotations.put_attachment, *_key(request), data)
@@ -150,4 +158,6 @@ routes = [
         methods=["GET"],
     ),
     Route(_ATTACHMENT + "/verify-md5", verify_md5, methods=["POST"]),
+    Route(_ATTACHMENT + "/compress", set_compression, methods=["POST"]),
+    Route(_ATTACHMENT + "/uncompress", set_compression, methods=["POST"]),
 ]

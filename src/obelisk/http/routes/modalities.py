@@ -11,7 +11,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from obelisk.core.levels import Level
-from obelisk.errors import BadJson, BadRequest, ErrorCode, ObeliskError
+from obelisk.errors import BadFileFormat, BadJson, BadRequest, ErrorCode, ObeliskError
 from obelisk.http.jobs_support import job_response
 from obelisk.http.params import flag, json_body, services
 from obelisk.http.responses import OrthancJSON, ok
@@ -60,6 +60,14 @@ async def body_object(request: Request, *, plain_key: str | None = None) -> dict
     if plain_key is None:
         raise BadRequest("The body of the request must be a JSON object")
     return {plain_key: body}
+
+
+async def strict_json(request: Request) -> Any:
+    """A JSON body, required (Orthanc: ``Cannot parse the JSON body``, status 15)."""
+    try:
+        return json.loads(await request.body())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BadFileFormat("Cannot parse the JSON body", details=str(exc)) from exc
 
 
 async def list_modalities(request: Request) -> Response:
@@ -128,6 +136,20 @@ async def find_level(request: Request) -> Response:
     return OrthancJSON(await run_in_threadpool(network(request).find_simple, name, level, body))
 
 
+async def find_hierarchy(request: Request) -> Response:
+    body = await body_object(request)
+    name = request.path_params["name"]
+    return OrthancJSON(await run_in_threadpool(network(request).find_hierarchy, name, body))
+
+
+async def find_worklist(request: Request) -> Response:
+    body = await strict_json(request)
+    if not isinstance(body, dict):
+        raise BadFileFormat("Must provide a JSON object")
+    name = request.path_params["name"]
+    return OrthancJSON(await run_in_threadpool(network(request).find_worklist, name, body))
+
+
 routes = [
     Route("/modalities", list_modalities, methods=["GET"]),
     Route("/modalities/{name}", modality_operations, methods=["GET"]),
@@ -139,6 +161,8 @@ routes = [
     Route("/modalities/{name}/store-straight", store_straight, methods=["POST"]),
     Route("/modalities/{name}/query", query, methods=["POST"]),
     Route("/modalities/{name}/move", move, methods=["POST"]),
+    Route("/modalities/{name}/find", find_hierarchy, methods=["POST"]),
+    Route("/modalities/{name}/find-worklist", find_worklist, methods=["POST"]),
     *(
         Route(f"/modalities/{{name}}/find-{level}", find_level, methods=["POST"])
         for level in ("patient", "study", "series", "instance")

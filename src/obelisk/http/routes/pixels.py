@@ -2,7 +2,8 @@
 
 The decoding and rendering are :mod:`obelisk.services.pixels`; this module reads the arguments
 (``Accept``, ``quality``, ``width``/``height``/``smooth``, ``window-center``/``window-width``,
-``rescale``/``compress``) and picks the frame (the first one on the instance-level routes).
+``rescale``/``compress``) and picks the frame (the first one on the instance-level routes);
+``/series/{id}/numpy`` stacks every frame of a series in slice order.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from obelisk.errors import ErrorCode, ObeliskError
+from obelisk.errors import ErrorCode, ObeliskError, ParameterOutOfRange
 from obelisk.http.params import flag, number, services
 from obelisk.services import pixels
 from obelisk.services.pixels import ImageFormat, IntegerKind, PixelService, RenderOptions
@@ -107,11 +108,23 @@ async def raw_gz(request: Request) -> Response:
     )
 
 
+def boolean(request: Request, name: str, default: bool) -> bool:
+    """Orthanc's strict boolean arguments: ``true``/``1``/empty, ``false``/``0``, else a 400."""
+    text = request.query_params.get(name)
+    if text is None:
+        return default
+    if text in ("", "true", "1"):
+        return True
+    if text in ("false", "0"):
+        return False
+    raise ParameterOutOfRange(
+        details=f'Expected a Boolean for GET argument "{name}", found: {text}'
+    )
+
+
 async def numpy(request: Request) -> Response:
     # Orthanc rescales unless told "rescale=false" (or 0); the instance route gives every frame
-    rescale = request.query_params.get("rescale", "true").lower() not in ("false", "0")
-    compress = flag(request, "compress")
-
+    rescale, compress = boolean(request, "rescale", True), boolean(request, "compress", False)
     whole_instance = "frame" not in request.path_params
 
     def produce(dataset: Dataset, frame: int) -> tuple[bytes | str, str]:
@@ -119,6 +132,17 @@ async def numpy(request: Request) -> Response:
         return pixels.numpy_file(array, compress=compress), "application/octet-stream"
 
     return await _answer(request, produce)
+
+
+async def series_numpy(request: Request) -> Response:
+    """Every frame of a series in slice order, as (frame, height, width, channels)."""
+    rescale, compress = boolean(request, "rescale", True), boolean(request, "compress", False)
+    service, series = pixel_service(request), request.path_params["id"]
+
+    def produce() -> bytes:
+        return pixels.numpy_file(service.series_numpy(series, rescale=rescale), compress=compress)
+
+    return Response(await run_in_threadpool(produce), media_type="application/octet-stream")
 
 
 async def matlab(request: Request) -> Response:
@@ -147,4 +171,5 @@ routes = [
     ),
     Route("/instances/{id}/frames/{frame:int}/raw", raw, methods=["GET"]),
     Route("/instances/{id}/frames/{frame:int}/raw.gz", raw_gz, methods=["GET"]),
+    Route("/series/{id}/numpy", series_numpy, methods=["GET"]),
 ]

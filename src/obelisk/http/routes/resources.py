@@ -17,7 +17,7 @@ from obelisk.core.tags import format_tag
 from obelisk.errors import BadRequest, UnknownResource
 from obelisk.http.params import flag, services, since_limit, tag_style
 from obelisk.http.render import resource_json, statistics_json
-from obelisk.http.responses import OrthancJSON
+from obelisk.http.responses import OrthancJSON, empty
 from obelisk.services.reconstruction import reconstruct
 
 
@@ -85,11 +85,12 @@ def _relative(target: Level) -> Callable[[Request], Awaitable[Response]]:
 
 
 async def reconstruct_resource(request: Request) -> Response:
-    """``POST /{level}/{id}/reconstruct``: main tags read again from the files (answers ``{}``)."""
+    """``POST /{level}/{id}/reconstruct``: main tags read again from the files; an empty
+    answer, as Orthanc 1.10.1 gives."""
     level: Level = request.path_params["level"]
     resources = services(request).resources
     await run_in_threadpool(reconstruct, resources, level, request.path_params["id"])
-    return OrthancJSON({})
+    return empty()
 
 
 async def statistics(request: Request) -> Response:
