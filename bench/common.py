@@ -225,22 +225,26 @@ class UploadResult:
 
 
 def upload(
-    url: str,
+    url: str | Sequence[str],
     files: Sequence[bytes],
     clients: int,
     *,
     progress: Callable[[int], None] | None = None,
     timeout: float = 300,
 ) -> UploadResult:
-    """POST every file to ``{url}/instances`` with ``clients`` concurrent keep-alive clients."""
+    """POST every file to ``{url}/instances`` with ``clients`` concurrent keep-alive clients.
+
+    With several URLs, client ``n`` sends to ``url[n % len(url)]`` (files are taken from one
+    shared list, so the servers receive about equal shares)."""
+    urls = [url] if isinstance(url, str) else list(url)
     lock = threading.Lock()
     next_index = 0
     statuses: dict[str, int] = {}
     errors: list[str] = []
 
-    def worker() -> None:
+    def worker(base_url: str) -> None:
         nonlocal next_index
-        with httpx.Client(base_url=url, timeout=timeout, headers=DICOM_HEADERS) as client:
+        with httpx.Client(base_url=base_url, timeout=timeout, headers=DICOM_HEADERS) as client:
             while True:
                 with lock:
                     index = next_index
@@ -265,7 +269,10 @@ def upload(
                 if progress is not None and index % 1000 == 0:
                     progress(index)
 
-    threads = [threading.Thread(target=worker, daemon=True) for _ in range(clients)]
+    threads = [
+        threading.Thread(target=worker, args=(urls[n % len(urls)],), daemon=True)
+        for n in range(clients)
+    ]
     start = time.perf_counter()
     for thread in threads:
         thread.start()

@@ -12,6 +12,10 @@ each kind is started (the order of the kinds alternates between rounds), the set
 ``/instances`` by N keep-alive clients, and instances/s is recorded; the server is then stopped
 and its files removed. The median over the rounds is reported.
 
+``--ceiling`` adds, per round, set and kind, two independent servers of that kind sharing the
+largest client count (clients alternate between them): what this machine gives that many
+clients when nothing is shared, the bound for one server's figure.
+
 Find: both servers are started once, loaded with ``studies`` (and, with ``--big``, 100,000 more
 one-instance studies, uploaded through REST by ``--fill-clients`` clients; the fill time is
 reported), then each query is sent ``--find-iterations`` times per round by one sequential client,
@@ -76,6 +80,8 @@ TARGETS = {
     "find_p50": ("<=", 0.7),
     "find_p50_big": ("<=", 0.5),
 }
+#: Key of the "two servers share the clients" runs beside the client counts.
+CEILING = "two_servers"
 
 
 def build_sets(quick: bool) -> dict[str, list[bytes]]:
@@ -111,10 +117,14 @@ def bench_ingest(
     client_counts: list[int],
     rounds: int,
     work: Path,
+    ceiling: bool = False,
 ) -> dict[str, Any]:
     runs: dict[str, dict[str, dict[str, list[float]]]] = {
         name: {str(c): {k: [] for k in kinds} for c in client_counts} for name in sets
     }
+    if ceiling:  # the largest client count, shared by two independent servers of each kind
+        for name in sets:
+            runs[name][CEILING] = {k: [] for k in kinds}
     problems: list[str] = []
     for r in range(rounds):
         order = kinds if r % 2 == 0 else list(reversed(kinds))
@@ -138,6 +148,14 @@ def bench_ingest(
                         f"ingest round {r + 1}/{rounds} {name:7} clients={clients} {kind:7} "
                         f"{result.rate:8.1f} inst/s ({result.seconds:.1f}s)" + ("" if ok else " !")
                     )
+        for name, files in sets.items() if ceiling else ():
+            for kind in order:
+                rate = two_servers_rate(kind, files, max(client_counts), work, problems)
+                runs[name][CEILING][kind].append(round(rate, 2))
+                log(
+                    f"ingest round {r + 1}/{rounds} {name:7} two {kind} servers, "
+                    f"{max(client_counts)} clients in all: {rate:8.1f} inst/s"
+                )
     summary: dict[str, Any] = {}
     for name, by_clients in runs.items():
         summary[name] = {}
@@ -149,6 +167,23 @@ def bench_ingest(
                 "ratio_obelisk_orthanc": ratio(medians.get("obelisk"), medians.get("orthanc")),
             }
     return {"results": summary, "problems": problems}
+
+
+def two_servers_rate(
+    kind: str, files: list[bytes], clients: int, work: Path, problems: list[str]
+) -> float:
+    """Two independent servers of one kind sharing ``clients`` clients: the machine's ceiling
+    for that load, as nothing (GIL, index, storage folder) is shared between them."""
+    servers = [start_server(kind, work, f"ingest-two-{n}") for n in range(2)]
+    try:
+        result = upload([s.url for s in servers], files, clients)
+        stored = sum(s.count_instances() for s in servers)
+    finally:
+        for server in servers:
+            server.stop()
+    if result.statuses.get("Success", 0) != len(files) or stored != len(files):
+        problems.append(f"two {kind} servers: statuses {result.statuses}, stored {stored}")
+    return result.rate
 
 
 # --------------------------------------------------------------------------- find
@@ -271,15 +306,16 @@ def report(results: dict[str, Any], sets: dict[str, list[bytes]], quick: bool) -
         for name, by_clients in ingest.items():
             for clients, data in by_clients.items():
                 med = data["median_inst_per_s"]
+                two = clients == CEILING
                 target = TARGETS["ingest_4" if clients == "4" else "ingest_1"]
                 rows.append(
                     [
                         set_label(name, sets[name], quick),
-                        clients,
+                        "2 servers" if two else clients,
                         med.get("orthanc", "-"),
                         med.get("obelisk", "-"),
                         format_ratio(data["ratio_obelisk_orthanc"]),
-                        verdict(data["ratio_obelisk_orthanc"], target),
+                        "(ceiling)" if two else verdict(data["ratio_obelisk_orthanc"], target),
                     ]
                 )
         print_table(["set", "clients", "orthanc", "obelisk", "obelisk/orthanc", "target"], rows)
@@ -347,6 +383,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--big-count", type=int, default=100_000)
     parser.add_argument("--fill-clients", type=int, default=4)
+    parser.add_argument(
+        "--ceiling",
+        action="store_true",
+        help="also time two independent servers of each kind sharing the most clients",
+    )
     parser.add_argument("--skip-ingest", action="store_true")
     parser.add_argument("--skip-find", action="store_true")
     parser.add_argument("--work", type=Path, default=None, help="scratch directory (default: tmp)")
@@ -388,7 +429,9 @@ def main(argv: list[str] | None = None) -> int:
         }
         if not args.skip_ingest:
             client_counts = [int(c) for c in args.clients.split(",")]
-            results["ingest"] = bench_ingest(kinds, sets, client_counts, args.rounds, work)
+            results["ingest"] = bench_ingest(
+                kinds, sets, client_counts, args.rounds, work, ceiling=args.ceiling
+            )
         if not args.skip_find:
             results["find"] = bench_find(
                 kinds,
