@@ -82,6 +82,8 @@ OPTIONS: dict[str, tuple[type | tuple[type, ...], Any]] = {
     "DicomAlwaysAllowMove": (bool, False),
     "DicomCheckModalityHost": (bool, False),
     "DicomEchoChecksFind": (bool, False),
+    "StorageCommitmentReportsSize": (int, 100),
+    "LogExportedResources": (bool, False),
     "UnknownSopClassAccepted": (bool, False),
     "DeflatedTransferSyntaxAccepted": (bool, True),
     "JpegTransferSyntaxAccepted": (bool, True),

@@ -47,11 +47,17 @@ from obelisk.dicom.contexts import (
 from obelisk.dicom.direct_path import DirectAssociation, DirectEndpoint, serves_directly
 from obelisk.dicom.scu import PynetdicomClient
 from obelisk.dicom.status import NOT_AUTHORIZED, store_and_answer
+from obelisk.dicom.storage_commitment import (
+    STORAGE_COMMITMENT,
+    CommitmentHandlers,
+    PynetdicomCommitmentClient,
+)
 from obelisk.errors import ConfigurationError, ErrorCode
 from obelisk.services.context import Services
 from obelisk.services.dicom_network import DicomNetwork
 from obelisk.services.ingest import IngestService, Origin
 from obelisk.services.modalities import DicomRequest
+from obelisk.services.storage_commitment import StorageCommitmentService
 
 log = logging.getLogger("obelisk.dicom")
 
@@ -74,9 +80,15 @@ class DicomServer:
     (``direct_path.py``) and hands the others (C-MOVE, C-GET, role selection…) to pynetdicom."""
 
     def __init__(
-        self, settings: Settings, network: DicomNetwork, ingest: IngestService, host: str
+        self,
+        settings: Settings,
+        network: DicomNetwork,
+        ingest: IngestService,
+        host: str,
+        commitment: StorageCommitmentService | None = None,
     ) -> None:
         quiet_pynetdicom()
+        self._commitment = commitment
         self._network = network
         self._ingest = ingest
         self._host = host
@@ -124,6 +136,9 @@ class DicomServer:
         ae.add_supported_context(VERIFICATION)
         for model in _QUERY_MODELS:
             ae.add_supported_context(model)
+        # Storage commitment: N-ACTION from modalities, and their N-EVENT-REPORTs, which they may
+        # send as the SCP of the association (SCP/SCU role selection).
+        ae.add_supported_context(STORAGE_COMMITMENT, scu_role=True, scp_role=True)
         # Storage contexts are decided for each association (_storage_contexts): the accepted
         # transfer syntaxes and unknown SOP classes can change at runtime.
         return ae
@@ -139,6 +154,8 @@ class DicomServer:
             (evt.EVT_C_MOVE, self._on_move),
             (evt.EVT_C_GET, self._on_get),
         ]
+        if self._commitment is not None:
+            handlers += CommitmentHandlers(self._commitment).handlers()
         # pynetdicom serves the associations handed to it (see _handle); it listens only on an
         # ephemeral loopback port that nobody is told about.
         self._server = self.ae.start_server(("127.0.0.1", 0), block=False, evt_handlers=handlers)
@@ -400,8 +417,11 @@ def start_dicom_network(settings: Settings, services: Services, host: str) -> Di
     """Plugs the pynetdicom client into the services and starts the server when enabled."""
     assert services.network is not None
     services.network.client = PynetdicomClient()
+    commitment = services.storage_commitment
+    if commitment is not None:
+        commitment.client = PynetdicomCommitmentClient(commitment)
     if not settings["DicomServerEnabled"]:
         return None
-    server = DicomServer(settings, services.network, services.ingest, host)
+    server = DicomServer(settings, services.network, services.ingest, host, commitment)
     server.start()
     return server

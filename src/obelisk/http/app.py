@@ -32,6 +32,7 @@ from obelisk.http.routes import (
     queue,
     resources,
     static,
+    storage_commitment,
     system,
     tools,
 )
@@ -74,6 +75,7 @@ def create_app(services: Services) -> Starlette:
             *archives.routes,
             *modification_routes.routes,
             *modalities.routes,
+            *storage_commitment.routes,
             *queries.routes,
             *pixels.routes,
             *dicomweb.routes(settings),

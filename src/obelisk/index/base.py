@@ -6,6 +6,11 @@ the database serialises processes. Reads see the last commit (on SQLite ``:memor
 write in progress). Several servers may share a PostgreSQL index: creating the same patient,
 study or series at the same time is not an error.
 
+Metadata and attachment rows carry a revision: :data:`FIRST_REVISION` when created, one more at
+each change. A write given an :class:`Expected` is a compare-and-set: the check and the write are
+one transaction (a conditional statement), and a mismatch raises an
+:class:`~obelisk.errors.ObeliskError` with the code ``Revision`` (409), changing nothing.
+
 Failures of the database are :class:`~obelisk.errors.ObeliskError` with the code ``Database``,
 ``DatabaseUnavailable`` (503) or ``DatabaseCannotSerialize`` (503: two writers deadlocked, retry
 the transaction). A write transaction that raises is rolled back.
@@ -21,6 +26,10 @@ from typing import Protocol
 from obelisk.core.changes import ChangeType
 from obelisk.core.levels import Level
 from obelisk.core.matching import Constraint
+
+#: The revision of a metadata or attachment row when it is created; every change adds one.
+#: (Orthanc's REST API counts from 0: it shows ``revision - FIRST_REVISION``.)
+FIRST_REVISION = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +66,34 @@ class Attachment:
     compressed_size: int
     compressed_md5: str
     compression: int = 0  # 0 = none, 1 = zlib with Orthanc's size prefix
-    revision: int = 1
+    revision: int = FIRST_REVISION
+
+
+@dataclass(frozen=True, slots=True)
+class MetadataEntry:
+    value: str
+    revision: int = FIRST_REVISION
+
+
+@dataclass(frozen=True, slots=True)
+class Expected:
+    """What a compare-and-set write of a metadata or attachment expects to find.
+
+    ``revision`` None: no such item (the write creates it, and replaces nothing). Otherwise, an
+    item that exists must have this revision and ``md5`` (MD5 of the metadata value, or the
+    uncompressed MD5 of the attachment); a missing one is created by a set, and reported
+    missing by a delete, as Orthanc does with ``If-Match``.
+    """
+
+    revision: int | None
+    md5: str = ""
+
+    def matches(self, revision: int, md5: str) -> bool:
+        return self.revision == revision and self.md5 == md5
+
+
+#: Expects the item not to exist.
+ABSENT = Expected(None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,15 +195,35 @@ class IndexWriter(Protocol):
 
     def delete_resource(self, internal_id: int, *, now: str) -> DeleteOutcome: ...
 
-    def set_metadata(self, internal_id: int, metadata_type: int, value: str) -> None: ...
-
-    def delete_metadata(self, internal_id: int, metadata_type: int) -> bool: ...
-
-    def set_attachment(self, internal_id: int, attachment: Attachment) -> Attachment | None:
-        """Adds or replaces an attachment; returns the replaced one."""
+    def set_metadata(
+        self, internal_id: int, metadata_type: int, value: str, *, expected: Expected | None = None
+    ) -> int:
+        """Adds or replaces a metadata; returns its new revision. With ``expected``, only if
+        the current row (or its absence) is the one expected."""
         ...
 
-    def delete_attachment(self, internal_id: int, content_type: int) -> Attachment | None: ...
+    def delete_metadata(
+        self, internal_id: int, metadata_type: int, *, expected: Expected | None = None
+    ) -> bool:
+        """False when there was no such metadata; with ``expected``, deletes only the expected
+        row."""
+        ...
+
+    def set_attachment(
+        self, internal_id: int, attachment: Attachment, *, expected: Expected | None = None
+    ) -> Attachment | None:
+        """Adds or replaces an attachment; returns the replaced one. The new row's revision is
+        the replaced one's plus one (:data:`FIRST_REVISION` when none), whatever
+        ``attachment.revision`` says. With ``expected``, only if the current row (or its
+        absence) is the one expected."""
+        ...
+
+    def delete_attachment(
+        self, internal_id: int, content_type: int, *, expected: Expected | None = None
+    ) -> Attachment | None:
+        """The deleted attachment, None when there was none; with ``expected``, deletes only
+        the expected row."""
+        ...
 
     def replace_attachment(self, internal_id: int, old_uuid: str, replacement: Attachment) -> bool:
         """Points the attachment row of ``replacement.content_type`` that holds ``old_uuid`` at
@@ -242,6 +298,10 @@ class Index(Protocol):
     def attachments(self, internal_id: int) -> list[Attachment]: ...
 
     def metadata(self, internal_id: int) -> dict[int, str]: ...
+
+    def metadata_entry(self, internal_id: int, metadata_type: int) -> MetadataEntry | None:
+        """One metadata with its revision."""
+        ...
 
     def attachments_of_many(
         self, internal_ids: Sequence[int], content_type: int

@@ -40,6 +40,7 @@ from obelisk.index.base import (
     ChildCount,
     ExportedResource,
     InstanceFile,
+    MetadataEntry,
     Resource,
     Totals,
 )
@@ -441,6 +442,13 @@ class SqlIndex:
             "SELECT type, value FROM metadata WHERE resource_id = ? ORDER BY type", (internal_id,)
         )
         return {row[0]: row[1] for row in rows}
+
+    def metadata_entry(self, internal_id: int, metadata_type: int) -> MetadataEntry | None:
+        row = self._one(
+            "SELECT value, revision FROM metadata WHERE resource_id = ? AND type = ?",
+            (internal_id, metadata_type),
+        )
+        return None if row is None else MetadataEntry(row[0], int(row[1]))
 
     def attachments_of_many(
         self, internal_ids: Sequence[int], content_type: int

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections.abc import Sequence
@@ -10,10 +11,14 @@ from typing import Any
 from obelisk.core.changes import ChangeType, MetadataType
 from obelisk.core.levels import Level
 from obelisk.core.series import series_status
+from obelisk.errors import ErrorCode, ObeliskError
 from obelisk.index.base import (
+    FIRST_REVISION,
     Attachment,
     DeleteOutcome,
+    Expected,
     ExportedResource,
+    MetadataEntry,
     NewInstance,
     StoreOutcome,
 )
@@ -331,43 +336,125 @@ class SqlWriter:
             self._execute(f"DELETE FROM changes WHERE public_id IN ({marks})", chunk)
         return DeleteOutcome(uuids, remaining, tuple(deleted))
 
-    def set_metadata(self, internal_id: int, metadata_type: int, value: str) -> None:
+    # -- metadata and attachments: unconditional, or compare-and-set ---------------------------
+    # A conditional write reads the row, compares it in Python, then changes it with a statement
+    # that holds only if the row is still the one read (same revision and value or uuid; an
+    # INSERT that does nothing if a row appeared): on PostgreSQL a concurrent writer in between
+    # turns into a conflict, not a lost update.
+    def _metadata_entry(self, internal_id: int, metadata_type: int) -> MetadataEntry | None:
+        row = self._execute(
+            "SELECT value, revision FROM metadata WHERE resource_id = ? AND type = ?",
+            (internal_id, metadata_type),
+        ).fetchone()
+        return None if row is None else MetadataEntry(row[0], int(row[1]))
+
+    def set_metadata(
+        self, internal_id: int, metadata_type: int, value: str, *, expected: Expected | None = None
+    ) -> int:
         self._settle()
-        self._execute(
-            "INSERT INTO metadata (resource_id, type, value) VALUES (?, ?, ?) "
-            "ON CONFLICT (resource_id, type) DO UPDATE SET value = excluded.value, "
-            "revision = metadata.revision + 1",
-            (internal_id, metadata_type, value),
+        if expected is None:
+            rows = self._execute(
+                "INSERT INTO metadata (resource_id, type, value, revision) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (resource_id, type) DO UPDATE SET value = excluded.value, "
+                "revision = metadata.revision + 1 RETURNING revision",
+                (internal_id, metadata_type, value, FIRST_REVISION),
+            ).fetchall()
+            return int(rows[0][0])
+        current = self._metadata_entry(internal_id, metadata_type)
+        if current is None:
+            _changed_one(
+                self._execute(
+                    "INSERT INTO metadata (resource_id, type, value, revision) "
+                    "VALUES (?, ?, ?, ?) ON CONFLICT (resource_id, type) DO NOTHING",
+                    (internal_id, metadata_type, value, FIRST_REVISION),
+                )
+            )
+            return FIRST_REVISION
+        _check(expected, current.revision, _md5(current.value))
+        _changed_one(
+            self._execute(
+                "UPDATE metadata SET value = ?, revision = revision + 1 "
+                "WHERE resource_id = ? AND type = ? AND revision = ? AND value = ?",
+                (value, internal_id, metadata_type, current.revision, current.value),
+            )
         )
+        return current.revision + 1
 
-    def delete_metadata(self, internal_id: int, metadata_type: int) -> bool:
+    def delete_metadata(
+        self, internal_id: int, metadata_type: int, *, expected: Expected | None = None
+    ) -> bool:
         self._settle()
-        cursor = self._execute(
-            "DELETE FROM metadata WHERE resource_id = ? AND type = ?", (internal_id, metadata_type)
+        if expected is None:
+            cursor = self._execute(
+                "DELETE FROM metadata WHERE resource_id = ? AND type = ?",
+                (internal_id, metadata_type),
+            )
+            return bool(cursor.rowcount)
+        current = self._metadata_entry(internal_id, metadata_type)
+        if current is None:
+            return False
+        _check(expected, current.revision, _md5(current.value))
+        _changed_one(
+            self._execute(
+                "DELETE FROM metadata WHERE resource_id = ? AND type = ? AND revision = ? "
+                "AND value = ?",
+                (internal_id, metadata_type, current.revision, current.value),
+            )
         )
-        return bool(cursor.rowcount)
+        return True
 
-    def set_attachment(self, internal_id: int, attachment: Attachment) -> Attachment | None:
-        self._settle()
-        previous = self.delete_attachment(internal_id, attachment.content_type)
-        row = attachment_row(internal_id, attachment, (previous.revision + 1) if previous else 1)
-        self._dialect.insert_rows(self._connection, *ATTACHMENTS, [row])
-        return previous
-
-    def delete_attachment(self, internal_id: int, content_type: int) -> Attachment | None:
-        self._settle()
+    def _attachment(self, internal_id: int, content_type: int) -> Attachment | None:
         row = self._execute(
             f"SELECT {ATTACHMENT_COLUMNS} FROM attachments WHERE resource_id = ? "
             "AND content_type = ?",
             (internal_id, content_type),
         ).fetchone()
-        if row is None:
+        return None if row is None else row_to_attachment(row)
+
+    def set_attachment(
+        self, internal_id: int, attachment: Attachment, *, expected: Expected | None = None
+    ) -> Attachment | None:
+        self._settle()
+        previous = self.delete_attachment(internal_id, attachment.content_type, expected=expected)
+        if previous is None and expected is not None:  # absent when read: created, not replaced
+            columns = ATTACHMENTS[1]
+            _changed_one(
+                self._execute(
+                    f"INSERT INTO attachments ({', '.join(columns)}) "
+                    f"VALUES ({', '.join('?' * len(columns))}) "
+                    "ON CONFLICT (resource_id, content_type) DO NOTHING",
+                    attachment_row(internal_id, attachment, FIRST_REVISION),
+                )
+            )
             return None
-        self._execute(
-            "DELETE FROM attachments WHERE resource_id = ? AND content_type = ?",
-            (internal_id, content_type),
+        revision = (previous.revision + 1) if previous else FIRST_REVISION
+        self._dialect.insert_rows(
+            self._connection, *ATTACHMENTS, [attachment_row(internal_id, attachment, revision)]
         )
-        return row_to_attachment(row)
+        return previous
+
+    def delete_attachment(
+        self, internal_id: int, content_type: int, *, expected: Expected | None = None
+    ) -> Attachment | None:
+        self._settle()
+        current = self._attachment(internal_id, content_type)
+        if current is None:
+            return None
+        if expected is None:
+            self._execute(
+                "DELETE FROM attachments WHERE resource_id = ? AND content_type = ?",
+                (internal_id, content_type),
+            )
+            return current
+        _check(expected, current.revision, current.uncompressed_md5)
+        _changed_one(
+            self._execute(
+                "DELETE FROM attachments WHERE resource_id = ? AND content_type = ? "
+                "AND uuid = ? AND revision = ?",
+                (internal_id, content_type, current.uuid, current.revision),
+            )
+        )
+        return current
 
     def replace_attachment(self, internal_id: int, old_uuid: str, replacement: Attachment) -> bool:
         self._settle()
@@ -452,3 +539,20 @@ class SqlWriter:
             "ON CONFLICT (name) DO UPDATE SET value = excluded.value",
             (name, value),
         )
+
+
+def _md5(value: str) -> str:
+    return hashlib.md5(value.encode("utf-8")).hexdigest()
+
+
+def _check(expected: Expected, revision: int, md5: str) -> None:
+    """Raises the ``Revision`` conflict unless the row found is the one ``expected``."""
+    if not expected.matches(revision, md5):
+        raise ObeliskError(code=ErrorCode.Revision)
+
+
+def _changed_one(cursor: Any) -> None:
+    """Raises the ``Revision`` conflict when a conditional statement found its row gone or
+    changed (another writer came in between the read and the write)."""
+    if cursor.rowcount != 1:
+        raise ObeliskError(code=ErrorCode.Revision)

@@ -55,16 +55,27 @@ class ChangeLog:
         with self._index.write() as writer:
             writer.clear_changes()
 
-    def exports(self, since: int, limit: int) -> tuple[list[ExportedResource], int]:
-        return self._index.exports(since, limit)
+    def exports(self, since: int, limit: int) -> tuple[list[ExportedResource], int, bool]:
+        """A page of ``/exports``, its ``Last`` and its ``Done``. ``Last`` is the page's last
+        sequence number or, for an empty page, ``since`` (Orthanc's guess for this log, unlike
+        ``/changes``); ``Done`` says no entry follows the page (so a page that ends exactly on
+        the last entry is done, as in Orthanc)."""
+        found, newest = self._index.exports(since, limit)
+        last = found[-1].seq if found else since
+        return found, last, last >= newest
 
     def clear_exports(self) -> None:
         with self._index.write() as writer:
             writer.clear_exports()
 
     def log_export(self, exported: ExportedResource) -> None:
+        self.log_exports([exported])
+
+    def log_exports(self, exported: list[ExportedResource]) -> None:
+        """Entries in the given order, in one transaction."""
         with self._index.write() as writer:
-            writer.log_export(exported)
+            for entry in exported:
+                writer.log_export(entry)
 
 
 class StabilityMonitor:

@@ -19,6 +19,7 @@ from obelisk.services.ingest import IngestOptions, IngestService
 from obelisk.services.metered_storage import MeteredStorage
 from obelisk.services.metric_sources import register_metric_sources
 from obelisk.services.resources import ResourceService
+from obelisk.services.storage_commitment import StorageCommitmentService
 from obelisk.storage.base import StorageArea
 
 if TYPE_CHECKING:
@@ -41,6 +42,8 @@ class Services:
     metrics: Metrics
     #: DICOM networking (modalities, queries, SCU jobs); its client is plugged in by server.py.
     network: DicomNetwork | None = None
+    #: Storage commitment SCU and SCP (reports in memory); its client is plugged in by server.py.
+    storage_commitment: StorageCommitmentService | None = None
 
     def start(self) -> None:
         self.stability.start()
@@ -93,6 +96,7 @@ def build_services(
             user_metadata=settings["UserMetadata"],
             user_content_types=settings["UserContentType"],
             compress=compress,
+            check_revisions=bool(settings["CheckRevisions"]),
         ),
         changes=ChangeLog(index),
         stability=StabilityMonitor(index, bus, int(settings["StableAge"])),
@@ -111,6 +115,13 @@ def build_services(
     # The DICOM client (pynetdicom) is an adapter: server.py plugs it in before start().
     services.network = DicomNetwork(services, client=None)
     services.network.register_job_kinds(services.jobs)
+    services.storage_commitment = StorageCommitmentService(
+        resources,
+        services.network.registry,
+        local_aet=str(settings["DicomAet"]),
+        check_modality_host=bool(settings["DicomCheckModalityHost"]),
+        max_reports=int(settings["StorageCommitmentReportsSize"]),
+    )
     return services
 
 

@@ -21,7 +21,9 @@ from obelisk.core.changes import MetadataType
 from obelisk.core.dicom_json import element_text, full_tags, shorten, simplify
 from obelisk.core.levels import Level
 from obelisk.core.tags import MAIN_TAGS, format_tag, parse_tag
+from obelisk.core.timestamps import now_iso
 from obelisk.errors import BadFileFormat, BadRequest, ErrorCode, ObeliskError, UnknownResource
+from obelisk.index.base import ExportedResource
 from obelisk.jobs.model import Job
 from obelisk.services.dicom_client import DicomClient, Peer
 from obelisk.services.dicom_jobs import (
@@ -65,10 +67,11 @@ _QUERY_KEYS = {
     Level.INSTANCE: ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID"),
 }
 
-#: The deprecated ``find-*`` routes (Orthanc's C-FIND templates): tags of the level's main tags
-#: left out of the template, tags of upper levels added to it (empty), and the upper-level tags
-#: kept in the identifier when the request gives them.
-_TEMPLATE_LEFT_OUT = {
+#: The deprecated ``find-*`` routes and ``/modalities/{id}/find`` (Orthanc's C-FIND templates).
+#: A level sends its main tags, except those its normalisation drops as outside the level's
+#: DICOM module (Orthanc's ``DicomTag::AddTagsForModule``), plus the upper-level keys of the
+#: template (empty unless the body gives them); ``ModalitiesInStudy`` only when given.
+_OUTSIDE_MODULE = {
     Level.STUDY: frozenset({0x00080080, 0x00321032, 0x00321060}),
     Level.SERIES: frozenset(
         {
@@ -86,6 +89,9 @@ _TEMPLATE_LEFT_OUT = {
             0x00180010,
         }
     ),
+    Level.INSTANCE: frozenset(
+        {0x00200012, 0x00541330, 0x00280008, 0x00200100, 0x00200032, 0x00200037}
+    ),
 }
 _TEMPLATE_UPPER = {
     Level.PATIENT: (),
@@ -93,11 +99,13 @@ _TEMPLATE_UPPER = {
     Level.SERIES: (0x00080050, 0x00100020, 0x0020000D),
     Level.INSTANCE: (0x00080050, 0x00100020, 0x0020000D, 0x0020000E),
 }
-_COPIED_UPPER = {
-    Level.PATIENT: (),
-    Level.STUDY: (0x00100020, 0x00080050, 0x00080061),
-    Level.SERIES: (0x00100020, 0x00080050, 0x0020000D),
-    Level.INSTANCE: (0x00100020, 0x00080050, 0x0020000D, 0x0020000E),
+_TEMPLATE_OPTIONAL = {Level.STUDY: (0x00080061,)}
+#: ``find-study|series|instance``: Orthanc leaves the request unanswered (a bare 400) unless
+#: one of the first tags and every one of the others is longer than two bytes.
+_REQUIRED_KEYS = {
+    Level.STUDY: ((0x00100020, 0x00080050), ()),
+    Level.SERIES: ((0x00100020, 0x00080050), (0x0020000D,)),
+    Level.INSTANCE: ((0x00100020, 0x00080050), (0x0020000D, 0x0020000E)),
 }
 _PATIENT_ID = 0x00100020
 _STUDY_INSTANCE_UID = 0x0020000D
@@ -105,10 +113,9 @@ _STUDY_INSTANCE_UID = 0x0020000D
 _CHARSETS = {"Ascii": "ISO_IR 6", "Latin1": "ISO_IR 100", "Utf8": "ISO_IR 192"}
 
 
-def find_fields(body: Any) -> dict[int, str]:
-    """The body of the deprecated ``find-*`` routes: tag → value (strings, numbers or null)."""
-    if not isinstance(body, dict):
-        raise BadRequest("The body must be a JSON object (DICOM tag → value)")
+def find_fields(body: dict[str, Any]) -> dict[int, str]:
+    """The body of the deprecated ``find-*`` routes: tag → value (strings, numbers, booleans or
+    null, written as Orthanc's JSON ``asString`` writes them)."""
     fields: dict[int, str] = {}
     for key, value in body.items():
         tag = _tag_of(key)
@@ -116,22 +123,38 @@ def find_fields(body: Any) -> dict[int, str]:
             raise ObeliskError(
                 f"Bad Parameter type for tag {format_tag(tag)}", code=ErrorCode.BadParameterType
             )
-        fields[tag] = "" if value is None else str(value)
+        if isinstance(value, bool):
+            fields[tag] = "true" if value else "false"
+        else:
+            fields[tag] = "" if value is None else str(value)
     return fields
 
 
 def level_fields(level: Level, fields: dict[int, str], upper: dict[int, str]) -> dict[int, str]:
-    """What a ``find-*`` C-FIND at ``level`` asks: Orthanc's template of the level merged with
-    the request's ``fields`` and the ``upper`` keys of a parent answer, restricted to the
-    level's main tags and the upper-level keys it copies."""
-    main = [tag for tag, _ in MAIN_TAGS[level]]
-    left_out = _TEMPLATE_LEFT_OUT.get(level, frozenset())
-    merged = dict.fromkeys([t for t in main if t not in left_out], "")
-    merged.update(dict.fromkeys(_TEMPLATE_UPPER[level], ""))
-    merged.update(fields)
-    merged.update(upper)
-    kept = {*main, *_COPIED_UPPER[level]}
-    return {tag: value for tag, value in merged.items() if tag in kept}
+    """What a ``find-*`` C-FIND at ``level`` asks: Orthanc's template of the level, with the
+    request's ``fields`` and the ``upper`` keys of a parent answer filled in; keys of other
+    levels and tags outside the level's module are left out."""
+    left_out = _OUTSIDE_MODULE.get(level, frozenset())
+    template = [tag for tag, _ in MAIN_TAGS[level] if tag not in left_out]
+    template += _TEMPLATE_UPPER[level]
+    kept = {*template, *_TEMPLATE_OPTIONAL.get(level, ())}
+    merged = dict.fromkeys(template, "")
+    merged.update((tag, value) for tag, value in fields.items() if tag in kept)
+    merged.update((tag, value) for tag, value in upper.items() if tag in kept)
+    return merged
+
+
+def specific_enough(level: Level, fields: dict[int, str]) -> bool:
+    """Orthanc's guard of ``find-study|series|instance``: a ``PatientID`` or ``AccessionNumber``
+    and (below the study level) the upper UIDs longer than two bytes (UTF-8)."""
+    if level not in _REQUIRED_KEYS:
+        return True
+    any_of, all_of = _REQUIRED_KEYS[level]
+
+    def long(tag: int) -> bool:
+        return len(fields.get(tag, "").encode("utf-8")) > 2
+
+    return any(long(tag) for tag in any_of) and all(long(tag) for tag in all_of)
 
 
 def _tag_of(key: Any) -> int:
@@ -303,6 +326,7 @@ class DicomNetwork:
         if not isinstance(resources, list) or not all(isinstance(r, str) for r in resources):
             raise BadRequest('"Resources" must be a list of Orthanc identifiers')
         instances, contexts = self._instances_and_contexts(resources)
+        self._log_exports(name, resources)
         originator_aet = body.get("MoveOriginatorAet", "")
         originator_id = body.get("MoveOriginatorID", 0)
         if not isinstance(originator_aet, str) or not isinstance(originator_id, int):
@@ -333,6 +357,39 @@ class DicomNetwork:
         syntaxes = index.metadata_of_many(internal, MetadataType.TransferSyntax)
         pairs = sorted({(classes.get(i, ""), syntaxes.get(i, _EXPLICIT_LE)) for i in internal})
         return instances, [[sop, ts] for sop, ts in pairs if sop]
+
+    def _log_exports(self, modality: str, resources: list[str]) -> None:
+        """``LogExportedResources`` (Orthanc's option, off by default): ``/exports`` records each
+        resource asked for (not its instances), when the request is accepted — a transfer that
+        fails later stays logged, as in Orthanc. ``store-straight`` is not logged."""
+        if not self._services.settings.get("LogExportedResources", False):
+            return
+        date = now_iso()
+        self._services.changes.log_exports(
+            [self._exported(modality, public_id, date) for public_id in resources]
+        )
+
+    def _exported(self, modality: str, public_id: str, date: str) -> ExportedResource:
+        """One ``/exports`` entry: the resource's identifiers and those of its ancestors."""
+        index = self._services.index
+        resource = index.lookup(public_id)
+        uids: dict[str, str] = {}
+        level = resource.level if resource is not None else Level.PATIENT
+        while resource is not None:
+            uids.update({k: v for k, v in resource.main_tags.items() if k not in uids})
+            parent = resource.parent_public_id
+            resource = index.lookup(parent) if parent else None
+        return ExportedResource(
+            0,
+            level,
+            public_id,
+            modality,
+            uids.get("PatientID", ""),
+            uids.get("StudyInstanceUID", ""),
+            uids.get("SeriesInstanceUID", ""),
+            uids.get("SOPInstanceUID", ""),
+            date,
+        )
 
     def store_straight(self, name: str, data: bytes) -> dict[str, str]:
         try:
@@ -391,17 +448,25 @@ class DicomNetwork:
                 restricted[key] = value
         return self.query(stored.modality, {**body, "Level": level.title, "Query": restricted})
 
-    def find_simple(self, name: str, level: Level, body: Any) -> list[dict[str, Any]]:
-        """The deprecated ``/modalities/{id}/find-patient|study|series|instance``."""
+    def find_simple(self, name: str, level: Level, body: Any) -> list[dict[str, Any]] | None:
+        """The deprecated ``/modalities/{id}/find-patient|study|series|instance``: one C-FIND
+        with Orthanc's template of the level. ``None`` where Orthanc leaves the request
+        unanswered (a bare 400): a body that is not a JSON object, or a query below the patient
+        level that is not :func:`specific_enough`."""
         if not isinstance(body, dict):
-            raise BadRequest("The body must be a JSON object (DICOM tag → value)")
-        identifier = build_identifier(level, body, normalize=True)
-        answers = self._client().find(self.peer(name), level, identifier)
+            return None
+        fields = find_fields(body)
+        if not specific_enough(level, fields):
+            return None
+        answers = self._find_level(self.peer(name), level, fields)
         return [self._answer_json(answer, "simplify") for answer in answers]
 
-    def find_hierarchy(self, name: str, body: Any) -> list[dict[str, Any]]:
+    def find_hierarchy(self, name: str, body: Any) -> list[dict[str, Any]] | None:
         """The deprecated ``/modalities/{id}/find``: the patients the body matches, each with
-        its matching studies (``Studies``), each with its matching series (``Series``)."""
+        its matching studies (``Studies``), each with its matching series (``Series``).
+        ``None`` (a bare 400, as Orthanc) when the body is not a JSON object."""
+        if not isinstance(body, dict):
+            return None
         fields = find_fields(body)
         peer = self.peer(name)
         patients = []

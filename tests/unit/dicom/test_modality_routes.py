@@ -33,6 +33,7 @@ class FakeClient:
         self.echoes: list[Peer] = []
         self.sent: list[bytes] = []
         self.moves: list[tuple[Level, pydicom.Dataset, str]] = []
+        self.finds: list[tuple[Level, pydicom.Dataset]] = []
 
     def echo(self, peer: Peer) -> None:
         self.echoes.append(peer)
@@ -41,12 +42,13 @@ class FakeClient:
         return FakeSession(self.sent)
 
     def find(self, peer: Peer, level: Level, identifier: pydicom.Dataset) -> list[pydicom.Dataset]:
+        self.finds.append((level, identifier))
         answers = []
         for uid in ("1.2.1", "1.2.2"):
             answer = pydicom.Dataset()
             answer.QueryRetrieveLevel = "STUDY"
             answer.StudyInstanceUID = uid
-            answer.PatientName = str(identifier.PatientName)
+            answer.PatientName = str(identifier.get("PatientName", ""))
             answers.append(answer)
         return answers
 
@@ -137,5 +139,14 @@ def test_move_and_find_level(api: TestClient, fake: FakeClient) -> None:
     content = api.post("/modalities/pacs/move", json=body).json()
     assert content["Query"] == [{"QueryRetrieveLevel": "SERIES", "SeriesInstanceUID": "9.9"}]
     assert fake.moves[-1][0] is Level.SERIES
-    found = api.post("/modalities/pacs/find-study", json={"PatientName": "X*"}).json()
+    # As Orthanc 1.10.1: a study query needs a PatientID or AccessionNumber longer than two
+    # bytes (else a bare 400, no C-FIND), and patient-level keys do not reach it.
+    declined = api.post("/modalities/pacs/find-study", json={"PatientName": "X*"})
+    assert declined.status_code == 400 and declined.content == b"" and not fake.finds
+    body = {"PatientName": "X*", "PatientID": "P01", "StudyDescription": "CT*"}
+    found = api.post("/modalities/pacs/find-study", json=body).json()
     assert [a["StudyInstanceUID"] for a in found] == ["1.2.1", "1.2.2"]
+    level, identifier = fake.finds[-1]
+    assert level is Level.STUDY and identifier.QueryRetrieveLevel == "STUDY"
+    assert identifier.PatientID == "P01" and identifier.StudyDescription == "CT*"
+    assert "PatientName" not in identifier and identifier.AccessionNumber == ""

@@ -12,14 +12,25 @@ from starlette.routing import Route
 
 from obelisk.core.levels import Level
 from obelisk.http.params import flag, services
-from obelisk.http.responses import OrthancJSON, ok
+from obelisk.http.responses import OrthancJSON, empty, ok
 from obelisk.index.base import Attachment
+from obelisk.services.annotations import attachment_etag
 
 _PREFIX = "/{level:level}/{id}"
 
 
 def _key(request: Request) -> tuple[Level, str, str]:
     return request.path_params["level"], request.path_params["id"], request.path_params["name"]
+
+
+def _if_match(request: Request) -> str | None:
+    """The ``If-Match`` header of a write or a delete (the service checks it)."""
+    return request.headers.get("if-match")
+
+
+def _tagged(response: Response, etag: str) -> Response:
+    response.headers["ETag"] = etag
+    return response
 
 
 async def list_metadata(request: Request) -> Response:
@@ -31,19 +42,25 @@ async def list_metadata(request: Request) -> Response:
 
 
 async def get_metadata(request: Request) -> Response:
-    value = await run_in_threadpool(services(request).annotations.get_metadata, *_key(request))
-    return PlainTextResponse(value)
+    found = await run_in_threadpool(services(request).annotations.get_metadata, *_key(request))
+    return _tagged(PlainTextResponse(found.value), found.etag)
 
 
 async def put_metadata(request: Request) -> Response:
     value = (await request.body()).decode("utf-8")
-    await run_in_threadpool(services(request).annotations.set_metadata, *_key(request), value)
-    return ok()
+    svc = services(request).annotations
+    etag = await run_in_threadpool(
+        partial(svc.set_metadata, *_key(request), value, if_match=_if_match(request))
+    )
+    return _tagged(empty(), etag)
 
 
 async def delete_metadata(request: Request) -> Response:
-    await run_in_threadpool(services(request).annotations.delete_metadata, *_key(request))
-    return ok()
+    svc = services(request).annotations
+    await run_in_threadpool(
+        partial(svc.delete_metadata, *_key(request), if_match=_if_match(request))
+    )
+    return empty()
 
 
 async def list_attachments(request: Request) -> Response:
@@ -61,52 +78,57 @@ async def _attachment(request: Request) -> Attachment:
 
 
 async def attachment_index(request: Request) -> Response:
-    await _attachment(request)
-    return OrthancJSON(
-        [
-            "compress",
-            "compressed-data",
-            "compressed-md5",
-            "compressed-size",
-            "data",
-            "info",
-            "is-compressed",
-            "md5",
-            "size",
-            "uncompress",
-            "verify-md5",
-        ]
+    a = await _attachment(request)
+    return _tagged(
+        OrthancJSON(
+            [
+                "compress",
+                "compressed-data",
+                "compressed-md5",
+                "compressed-size",
+                "data",
+                "info",
+                "is-compressed",
+                "md5",
+                "size",
+                "uncompress",
+                "verify-md5",
+                "uuid",  # listed by Orthanc 1.10.1, which has no such route either
+            ]
+        ),
+        attachment_etag(a),
     )
 
 
 async def attachment_info(request: Request) -> Response:
     a = await _attachment(request)
-    return OrthancJSON(
-        {
-            "CompressedMD5": a.compressed_md5,
-            "CompressedSize": a.compressed_size,
-            "ContentType": a.content_type,
-            "UncompressedMD5": a.uncompressed_md5,
-            "UncompressedSize": a.uncompressed_size,
-            "Uuid": a.uuid,
-        }
-    )
+    info = {
+        "CompressedMD5": a.compressed_md5,
+        "CompressedSize": a.compressed_size,
+        "ContentType": a.content_type,
+        "UncompressedMD5": a.uncompressed_md5,
+        "UncompressedSize": a.uncompressed_size,
+        "Uuid": a.uuid,
+    }
+    return _tagged(OrthancJSON(info), attachment_etag(a))
 
 
 async def attachment_data(request: Request) -> Response:
     svc = services(request).annotations
     a = await _attachment(request)
+    media = "application/dicom" if a.content_type == 1 else "application/octet-stream"
     if request.url.path.endswith("/compressed-data"):
         data = await run_in_threadpool(svc.reader.read_stored, a)
+        media = "application/octet-stream"  # as Orthanc, even for the DICOM file
     else:
         data = await run_in_threadpool(svc.read, a)
-    media = "application/dicom" if a.content_type == 1 else "application/octet-stream"
-    return Response(data, media_type=media)
+    return _tagged(Response(data, media_type=media), attachment_etag(a))
 
 
 def _field(getter: Callable[[Attachment], object]) -> Callable[[Request], Awaitable[Response]]:
     async def endpoint(request: Request) -> Response:
-        return PlainTextResponse(str(getter(await _attachment(request))))
+        a = await _attachment(request)
+        return _tagged(PlainTextResponse(str(getter(a))), attachment_etag(a))
 
     return endpoint
 
@@ -126,13 +148,19 @@ async def set_compression(request: Request) -> Response:
 
 async def put_attachment(request: Request) -> Response:
     data = await request.body()
-    await run_in_threadpool(services(request).annotations.put_attachment, *_key(request), data)
-    return ok()
+    svc = services(request).annotations
+    etag = await run_in_threadpool(
+        partial(svc.put_attachment, *_key(request), data, if_match=_if_match(request))
+    )
+    return _tagged(ok(), etag)
 
 
 async def delete_attachment(request: Request) -> Response:
-    await run_in_threadpool(services(request).annotations.delete_attachment, *_key(request))
-    return ok()
+    svc = services(request).annotations
+    await run_in_threadpool(
+        partial(svc.delete_attachment, *_key(request), if_match=_if_match(request))
+    )
+    return empty()
 
 
 _ATTACHMENT = _PREFIX + "/attachments/{name}"

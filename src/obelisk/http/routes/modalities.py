@@ -129,17 +129,31 @@ async def move(request: Request) -> Response:
     return await job_response(request, job, body)
 
 
+async def lenient_json(request: Request) -> Any:
+    """A JSON body, or ``None`` when it does not parse (an empty body included)."""
+    try:
+        return json.loads(await request.body())
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None
+
+
+def unanswered_or(answers: list[dict[str, Any]] | None) -> Response:
+    """Orthanc's deprecated C-FIND routes answer a bare 400 when they decline a request."""
+    return Response(status_code=400) if answers is None else OrthancJSON(answers)
+
+
 async def find_level(request: Request) -> Response:
-    body = await body_object(request)
+    body = await lenient_json(request)
     level = Level.parse(request.url.path.rsplit("-", 1)[1])
     name = request.path_params["name"]
-    return OrthancJSON(await run_in_threadpool(network(request).find_simple, name, level, body))
+    found = await run_in_threadpool(network(request).find_simple, name, level, body)
+    return unanswered_or(found)
 
 
 async def find_hierarchy(request: Request) -> Response:
-    body = await body_object(request)
+    body = await lenient_json(request)
     name = request.path_params["name"]
-    return OrthancJSON(await run_in_threadpool(network(request).find_hierarchy, name, body))
+    return unanswered_or(await run_in_threadpool(network(request).find_hierarchy, name, body))
 
 
 async def find_worklist(request: Request) -> Response:

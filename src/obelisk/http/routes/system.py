@@ -85,14 +85,8 @@ async def clear_changes(request: Request) -> Response:
 async def exports(request: Request) -> Response:
     since = integer(request, "since", 0) or 0
     limit = min(_non_negative(integer(request, "limit", 100)), 10000)
-    found, last_seq = await run_in_threadpool(services(request).changes.exports, since, limit)
-    return OrthancJSON(
-        {
-            "Exports": [export_json(e) for e in found],
-            "Done": len(found) < limit,
-            "Last": found[-1].seq if found else last_seq,
-        }
-    )
+    found, last, done = await run_in_threadpool(services(request).changes.exports, since, limit)
+    return OrthancJSON({"Exports": [export_json(e) for e in found], "Done": done, "Last": last})
 
 
 async def clear_exports(request: Request) -> Response:
