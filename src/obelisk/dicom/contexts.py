@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import socket
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from pynetdicom import _config, evt
 from pynetdicom.presentation import PresentationContext, build_context
@@ -65,15 +65,20 @@ def set_nodelay(event: evt.Event) -> None:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
-def storage_contexts(pairs: Iterable[tuple[str, str]]) -> list[PresentationContext]:
-    """One context per SOP class, proposing its stored syntaxes plus the uncompressed ones."""
-    by_class: dict[str, list[str]] = {}
+def storage_contexts(
+    pairs: Iterable[tuple[str, str]], also: Sequence[str] = (EXPLICIT_LE, IMPLICIT_LE)
+) -> list[PresentationContext]:
+    """One context per SOP class and transfer syntax, as Orthanc proposes them (so the peer may
+    accept several syntaxes of a class): every stored (SOP class, syntax) pair first, then each
+    syntax of ``also`` for each class (uncompressed, and the preferred syntax when transcoding)
+    while there is room."""
+    stored: dict[tuple[str, str], None] = {}
+    classes: set[str] = set()
     for sop_class, syntax in pairs:
-        if not sop_class:
-            continue
-        syntaxes = by_class.setdefault(sop_class, [])
-        for candidate in (syntax, EXPLICIT_LE, IMPLICIT_LE):
-            if candidate and candidate not in syntaxes:
-                syntaxes.append(candidate)
-    contexts = [build_context(c, s) for c, s in sorted(by_class.items())]
-    return contexts[:MAX_REQUESTED_CONTEXTS]
+        if sop_class:
+            classes.add(sop_class)
+            if syntax:
+                stored[(sop_class, syntax)] = None
+    extra = {(sop_class, syntax): None for sop_class in sorted(classes) for syntax in also}
+    wanted = [*sorted(stored), *(pair for pair in extra if pair not in stored)]
+    return [build_context(c, s) for c, s in wanted[:MAX_REQUESTED_CONTEXTS]]

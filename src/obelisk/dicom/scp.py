@@ -15,7 +15,7 @@ import logging
 import socket
 import threading
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pydicom
@@ -45,19 +45,22 @@ from obelisk.dicom.contexts import (
     storage_contexts,
 )
 from obelisk.dicom.direct_path import DirectAssociation, DirectEndpoint, serves_directly
-from obelisk.dicom.scu import PynetdicomClient
+from obelisk.dicom.scu import PynetdicomClient, accepted_syntaxes
 from obelisk.dicom.status import NOT_AUTHORIZED, store_and_answer
 from obelisk.dicom.storage_commitment import (
     STORAGE_COMMITMENT,
     CommitmentHandlers,
     PynetdicomCommitmentClient,
 )
-from obelisk.errors import ConfigurationError, ErrorCode
+from obelisk.dicom.tls import DicomTls, accept_tls, tls_args
+from obelisk.errors import ConfigurationError, ErrorCode, ObeliskError
 from obelisk.services.context import Services
+from obelisk.services.dicom_client import Peer
 from obelisk.services.dicom_network import DicomNetwork
 from obelisk.services.ingest import IngestService, Origin
 from obelisk.services.modalities import DicomRequest
 from obelisk.services.storage_commitment import StorageCommitmentService
+from obelisk.services.transcoding import SendTranscoding
 
 log = logging.getLogger("obelisk.dicom")
 
@@ -106,6 +109,10 @@ class DicomServer:
         self._connections: set[socket.socket] = set()
         self.ae = self._build_ae(settings)
         self._fast_store = bool(settings.obelisk["DicomStoreFastPath"])
+        #: DicomTlsEnabled: every accepted connection is wrapped before anything is read.
+        self._tls_options = DicomTls.from_settings(settings)
+        self._transcoding = SendTranscoding.from_settings(settings)
+        self._tls = self._tls_options.server_context() if settings["DicomTlsEnabled"] else None
         timeout = int(settings["DicomScpTimeout"])
         self._endpoint = DirectEndpoint(
             aet=self._aet,
@@ -158,7 +165,11 @@ class DicomServer:
             handlers += CommitmentHandlers(self._commitment).handlers()
         # pynetdicom serves the associations handed to it (see _handle); it listens only on an
         # ephemeral loopback port that nobody is told about.
-        self._server = self.ae.start_server(("127.0.0.1", 0), block=False, evt_handlers=handlers)
+        # With DicomTlsEnabled, that port speaks TLS too (connections handed over are wrapped
+        # already: process_request does not wrap them again).
+        self._server = self.ae.start_server(
+            ("127.0.0.1", 0), block=False, evt_handlers=handlers, ssl_context=self._tls
+        )
         family = socket.AF_INET6 if ":" in self._host else socket.AF_INET
         listener = socket.socket(family, socket.SOCK_STREAM)
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -213,6 +224,11 @@ class DicomServer:
         """Reads (without consuming) the association request, then serves a store-only
         association here or hands the connection to pynetdicom."""
         connection.settimeout(30)
+        if self._tls is not None:
+            wrapped = accept_tls(connection, self._tls, address[0], 30)
+            if wrapped is None:
+                return
+            connection = wrapped
         try:
             head = connection.recv(6, socket.MSG_PEEK | socket.MSG_WAITALL)
             if len(head) < 6:
@@ -369,25 +385,47 @@ class DicomServer:
             return
         target = targets[0]
         items = self._items(event)
-        contexts = storage_contexts((sop, ts) for _, sop, ts in items)
+        allowed = target.allow_transcoding
+        contexts = storage_contexts(
+            ((sop, ts) for _, sop, ts in items), self._transcoding.proposed(allowed)
+        )
+        sub_association: list[Association] = []
         yield (
             target.host,
             target.port,
             {
                 "ae_title": target.aet,
                 "contexts": contexts,
-                "evt_handlers": [(evt.EVT_CONN_OPEN, set_nodelay)],
+                "evt_handlers": [
+                    (evt.EVT_CONN_OPEN, set_nodelay),
+                    (evt.EVT_ACCEPTED, lambda accepted: sub_association.append(accepted.assoc)),
+                ],
+                "tls_args": tls_args(
+                    self._tls_options,
+                    Peer(
+                        target.aet,
+                        target.host,
+                        target.port,
+                        self._aet,
+                        use_tls=target.use_dicom_tls,
+                    ),
+                ),
             },
         )
         yield len(items)
-        yield from self._sub_operations(event, items)
+        # pynetdicom associates with the destination before asking for the first dataset
+        yield from self._sub_operations(
+            event, items, lambda: sub_association[-1] if sub_association else None, allowed
+        )
 
     def _on_get(self, event: evt.Event) -> Iterator[Any]:
         if not self._permits(event, DicomRequest.GET):
             raise PermissionError("C-GET is not allowed for this modality")
         items = self._items(event)
         yield len(items)
-        yield from self._sub_operations(event, items)
+        modalities = self._network.registry.by_aet(str(event.assoc.requestor.ae_title).strip())
+        allowed = modalities[0].allow_transcoding if modalities else True
+        yield from self._sub_operations(event, items, lambda: event.assoc, allowed)
 
     def _items(self, event: evt.Event) -> list[tuple[str, str, str]]:
         level = _level_of(event.identifier)
@@ -396,13 +434,41 @@ class DicomServer:
         return self._network.requests.instances_to_retrieve(level, event.identifier)
 
     def _sub_operations(
-        self, event: evt.Event, items: list[tuple[str, str, str]]
+        self,
+        event: evt.Event,
+        items: list[tuple[str, str, str]],
+        sender: Callable[[], Association | None],
+        allow_transcoding: bool,
     ) -> Iterator[tuple[int, pydicom.Dataset | None]]:
+        """The datasets to C-STORE over ``sender()`` (the C-MOVE sub-association or the C-GET
+        association), each in a transfer syntax accepted there (Orthanc's transcoding rules)."""
         for public_id, _, _ in items:
             if event.is_cancelled:
                 yield CANCEL, None
                 return
-            yield PENDING, self._network.requests.dataset(public_id)
+            dataset = self._network.requests.dataset(public_id)
+            assoc = sender()
+            if assoc is None:
+                yield PENDING, dataset
+                continue
+            aet = str(assoc.acceptor.ae_title if assoc.is_requestor else assoc.requestor.ae_title)
+            accepted = accepted_syntaxes(assoc, str(dataset.get("SOPClassUID", "")))
+            try:
+                dataset = self._transcoding.outgoing(
+                    dataset, accepted, allowed=allow_transcoding, peer_aet=aet.strip()
+                )
+            except ObeliskError as exc:
+                log.warning("C-STORE sub-operation of instance %s: %s", public_id, exc)
+                dataset = _unsendable(dataset)
+            yield PENDING, dataset
+
+
+def _unsendable(dataset: pydicom.Dataset) -> pydicom.Dataset:
+    """A stand-in for an instance that cannot be sent: pynetdicom fails to C-STORE it (it has
+    no SOP class), counts a failed sub-operation and lists its SOP Instance UID as failed."""
+    stand_in = pydicom.Dataset()
+    stand_in.SOPInstanceUID = dataset.get("SOPInstanceUID", "")
+    return stand_in
 
 
 def _level_of(identifier: pydicom.Dataset) -> Level | None:
@@ -416,10 +482,13 @@ def _level_of(identifier: pydicom.Dataset) -> Level | None:
 def start_dicom_network(settings: Settings, services: Services, host: str) -> DicomServer | None:
     """Plugs the pynetdicom client into the services and starts the server when enabled."""
     assert services.network is not None
-    services.network.client = PynetdicomClient()
+    tls = DicomTls.from_settings(settings)
+    services.network.client = PynetdicomClient(
+        tls=tls, transcoding=SendTranscoding.from_settings(settings)
+    )
     commitment = services.storage_commitment
     if commitment is not None:
-        commitment.client = PynetdicomCommitmentClient(commitment)
+        commitment.client = PynetdicomCommitmentClient(commitment, tls=tls)
     if not settings["DicomServerEnabled"]:
         return None
     server = DicomServer(settings, services.network, services.ingest, host, commitment)

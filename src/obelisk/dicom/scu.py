@@ -26,8 +26,10 @@ from obelisk.dicom.contexts import (
     set_nodelay,
     storage_contexts,
 )
+from obelisk.dicom.tls import DicomTls, tls_args
 from obelisk.errors import BadFileFormat, ErrorCode, ObeliskError
 from obelisk.services.dicom_client import MoveOutcome, Peer
+from obelisk.services.transcoding import SendTranscoding
 
 #: Answers to C-FIND and C-MOVE requests, by status class.
 _PENDING = (0xFF00, 0xFF01)
@@ -39,18 +41,38 @@ def _network_error(message: str) -> ObeliskError:
     return ObeliskError(message, code=ErrorCode.NetworkProtocol, http_status=500)
 
 
+def accepted_syntaxes(assoc: Association, sop_class: str) -> list[str]:
+    """The transfer syntaxes in which ``assoc`` may send a C-STORE of ``sop_class`` (the contexts
+    accepted for it where this side is the SCU: its own requests, or the SCP role of C-GET)."""
+    return [
+        str(context.transfer_syntax[0])
+        for context in assoc.accepted_contexts
+        if context.abstract_syntax == sop_class and context.as_scu and context.transfer_syntax
+    ]
+
+
 class PynetdicomStoreSession:
-    def __init__(self, assoc: Association, peer: Peer) -> None:
+    def __init__(
+        self, assoc: Association, peer: Peer, transcoding: SendTranscoding | None = None
+    ) -> None:
         self._assoc = assoc
         self._peer = peer
+        self._transcoding = transcoding or SendTranscoding()
 
     def send(self, data: bytes, *, move_originator: tuple[str, int] | None = None) -> int:
         try:
-            dataset = pydicom.dcmread(io.BytesIO(data))
+            dataset: pydicom.Dataset = pydicom.dcmread(io.BytesIO(data))
         except Exception as exc:
             raise BadFileFormat("Cannot read a stored instance") from exc
         if not self._assoc.is_established:
             raise _network_error(f"The association with {self._peer.aet} was lost")
+        sop_class = str(dataset.get("SOPClassUID", ""))
+        dataset = self._transcoding.outgoing(
+            dataset,
+            accepted_syntaxes(self._assoc, sop_class),
+            allowed=self._peer.allow_transcoding,
+            peer_aet=self._peer.aet,
+        )
         try:
             answer = self._assoc.send_c_store(
                 dataset,
@@ -73,9 +95,16 @@ class PynetdicomStoreSession:
 class PynetdicomClient:
     """Opens one association per operation (per store job for C-STORE)."""
 
-    def __init__(self, default_timeout: float = 10) -> None:
+    def __init__(
+        self,
+        default_timeout: float = 10,
+        tls: DicomTls | None = None,
+        transcoding: SendTranscoding | None = None,
+    ) -> None:
         quiet_pynetdicom()
         self._default_timeout = default_timeout
+        self._tls = tls or DicomTls()
+        self._transcoding = transcoding or SendTranscoding()
 
     def _associate(
         self,
@@ -97,6 +126,7 @@ class PynetdicomClient:
             contexts=list(contexts),
             ae_title=peer.aet,
             evt_handlers=[(evt.EVT_CONN_OPEN, set_nodelay)],
+            tls_args=tls_args(self._tls, peer),
         )
         if not assoc.is_established and assoc.is_aborted and unsupported is not None:
             raise ObeliskError(code=unsupported, details=f"Remote AET is {peer.aet}")
@@ -117,10 +147,19 @@ class PynetdicomClient:
             raise _network_error(f"C-ECHO to AET {peer.aet!r} failed")
 
     def open_store(self, peer: Peer, contexts: Sequence[tuple[str, str]]) -> PynetdicomStoreSession:
-        proposed = storage_contexts(contexts)
+        proposed = storage_contexts(contexts, self._transcoding.proposed(peer.allow_transcoding))
         if not proposed:
             proposed = [build_context(VERIFICATION)]
-        return PynetdicomStoreSession(self._associate(peer, proposed), peer)
+        try:
+            assoc = self._associate(peer, proposed, ErrorCode.NoPresentationContext)
+        except ObeliskError as exc:
+            if exc.code is not ErrorCode.NoPresentationContext:
+                raise
+            raise ObeliskError(  # Orthanc's words when the peer accepts no proposed context
+                code=ErrorCode.NoPresentationContext,
+                details=f'Unable to negotiate a presentation context with AET "{peer.aet}"',
+            ) from exc
+        return PynetdicomStoreSession(assoc, peer, self._transcoding)
 
     def find(self, peer: Peer, level: Level, identifier: pydicom.Dataset) -> list[pydicom.Dataset]:
         model = PATIENT_ROOT_FIND if level is Level.PATIENT else STUDY_ROOT_FIND

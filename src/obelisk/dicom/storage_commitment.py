@@ -20,6 +20,7 @@ from pynetdicom.association import Association
 from pynetdicom.presentation import build_context
 
 from obelisk.dicom.contexts import EXPLICIT_LE, IMPLICIT_LE, quiet_pynetdicom, set_nodelay
+from obelisk.dicom.tls import DicomTls, tls_args
 from obelisk.errors import ErrorCode, ObeliskError
 from obelisk.services.dicom_client import Peer
 from obelisk.services.storage_commitment import (
@@ -198,11 +199,15 @@ class PynetdicomCommitmentClient:
     """Each request and each report on its own association."""
 
     def __init__(
-        self, service: StorageCommitmentService | None = None, default_timeout: float = 10
+        self,
+        service: StorageCommitmentService | None = None,
+        default_timeout: float = 10,
+        tls: DicomTls | None = None,
     ) -> None:
         quiet_pynetdicom()
         self._service = service
         self._default_timeout = default_timeout
+        self._tls = tls or DicomTls()
 
     def _associate(self, peer: Peer, *, as_scp: bool) -> Association:
         ae = AE(ae_title=peer.local_aet)
@@ -220,6 +225,7 @@ class PynetdicomCommitmentClient:
             ae_title=peer.aet,
             ext_neg=[build_role(STORAGE_COMMITMENT, scp_role=True)] if as_scp else None,
             evt_handlers=handlers,
+            tls_args=tls_args(self._tls, peer),
         )
         if not assoc.is_established:
             raise _network_error(

@@ -10,18 +10,6 @@ from dataclasses import dataclass, field
 
 from pydicom.uid import UID
 
-EXPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2.1"
-IMPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2"
-DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2.1.99"
-EXPLICIT_VR_BIG_ENDIAN = "1.2.840.10008.1.2.2"
-UNCOMPRESSED = frozenset(
-    {
-        EXPLICIT_VR_LITTLE_ENDIAN,
-        IMPLICIT_VR_LITTLE_ENDIAN,
-        DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN,
-        EXPLICIT_VR_BIG_ENDIAN,
-    }
-)
 AS_STORED = "*"
 
 DICOM = "application/dicom"
@@ -112,10 +100,6 @@ def parse_accept(header: str | None) -> list[MediaRange]:
         return [MediaRange("*/*")]
     ranges = [parse_media_type(p) for p in _split_outside_quotes(header, ",") if p.strip()]
     return sorted((r for r in ranges if r.quality > 0), key=lambda r: -r.quality)
-
-
-def is_uncompressed(transfer_syntax: str) -> bool:
-    return transfer_syntax in UNCOMPRESSED
 
 
 def is_known_transfer_syntax(uid: str) -> bool:

@@ -16,17 +16,19 @@ from dataclasses import dataclass
 from obelisk.dicomweb.media import (
     AS_STORED,
     DICOM,
-    EXPLICIT_VR_LITTLE_ENDIAN,
-    IMPLICIT_VR_LITTLE_ENDIAN,
     MULTIPART_RELATED,
     OCTET_STREAM,
     PIXEL_MEDIA_TYPES,
     MediaRange,
     is_known_transfer_syntax,
-    is_uncompressed,
 )
 from obelisk.dicomweb.transfer import NotAcceptable, can_decode
 from obelisk.errors import BadRequest
+from obelisk.services.transcoding import (
+    EXPLICIT_VR_LITTLE_ENDIAN,
+    IMPLICIT_VR_LITTLE_ENDIAN,
+    is_uncompressed,
+)
 
 _RAW_LITTLE_ENDIAN = {EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN}
 

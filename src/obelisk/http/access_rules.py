@@ -52,6 +52,7 @@ RULES: tuple[AccessRule, ...] = (
     _rule(
         ANY_METHOD, r"/tools/(execute-script|shutdown|reset|reconstruct|invalidate-tags)", "admin"
     ),
+    _rule(_POST, rf"/instances{_ID}/export", "admin"),  # writes on the server's disk
     # Observability.
     _rule(_GET, r"/tools/metrics(-prometheus)?", "metrics"),
     _rule(_GET, r"/tools/log-level(-[a-z]+)?", "read"),

@@ -28,6 +28,7 @@ from obelisk.http.routes import (
     modalities,
     observability,
     pixels,
+    plugins,
     queries,
     queue,
     resources,
@@ -66,6 +67,7 @@ def create_app(services: Services) -> Starlette:
         routes=[
             *instances.upload_routes,
             *system.routes,
+            *plugins.routes,
             *observability.routes,
             *dicom_tools.routes,
             *tools.routes,

@@ -64,7 +64,12 @@ def build_services(
     metrics = metrics or Metrics(enabled=bool(settings["MetricsEnabled"]))
     storage = MeteredStorage(storage, metrics)
     bus = EventBus()
-    resources = ResourceService(index, storage, bus)
+    resources = ResourceService(
+        index,
+        storage,
+        bus,
+        write_to_filesystem=bool(settings["RestApiWriteToFileSystemEnabled"]),
+    )
     compress = bool(settings["StorageCompression"])
     ingest = IngestService(
         index,

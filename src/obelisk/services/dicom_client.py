@@ -25,6 +25,10 @@ class Peer:
     local_aet: str
     #: Seconds for association and DIMSE answers; 0 = the server's default.
     timeout: float = 0
+    #: The modality's ``UseDicomTls``: associate over TLS (the ``DicomTls*`` options).
+    use_tls: bool = False
+    #: The modality's ``AllowTranscoding``: C-STORE may transcode what the peer did not accept.
+    allow_transcoding: bool = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -37,6 +37,8 @@ def peer_json(peer: Peer) -> dict[str, Any]:
         "Port": peer.port,
         "LocalAet": peer.local_aet,
         "Timeout": peer.timeout,
+        "UseDicomTls": peer.use_tls,
+        "AllowTranscoding": peer.allow_transcoding,
     }
 
 
@@ -47,6 +49,8 @@ def peer_of(snapshot: dict[str, Any]) -> Peer:
         int(snapshot["Port"]),
         snapshot["LocalAet"],
         float(snapshot["Timeout"]),
+        bool(snapshot.get("UseDicomTls", False)),
+        bool(snapshot.get("AllowTranscoding", True)),
     )
 
 

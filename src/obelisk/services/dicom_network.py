@@ -289,7 +289,15 @@ class DicomNetwork:
             raise BadRequest('"LocalAet" must be a string and "Timeout" a number')
         if not isinstance(timeout, int | float):
             raise BadRequest('"Timeout" must be a number')
-        return Peer(modality.aet, modality.host, modality.port, local, float(timeout))
+        return Peer(
+            modality.aet,
+            modality.host,
+            modality.port,
+            local,
+            float(timeout),
+            modality.use_dicom_tls,
+            modality.allow_transcoding,
+        )
 
     # -- echo and store -------------------------------------------------------------------------
     def echo(self, name: str, body: dict[str, Any]) -> None:

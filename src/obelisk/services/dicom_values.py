@@ -24,6 +24,12 @@ from pydicom.uid import UID
 from obelisk.core.levels import Level
 from obelisk.core.tags import format_tag, parse_tag, vr_of
 from obelisk.errors import BadFileFormat, BadRequest, ErrorCode, ObeliskError, ParameterOutOfRange
+from obelisk.services.transcoding import (
+    DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN,
+    EXPLICIT_VR_LITTLE_ENDIAN,
+    NotAcceptable,
+    convert,
+)
 
 if TYPE_CHECKING:
     pass
@@ -255,20 +261,17 @@ def encode_dataset(ds: Dataset, transcode: str | None = None) -> bytes:
 
 
 def transcode_dataset(ds: Dataset, syntax: str) -> None:
-    """Changes the transfer syntax of ``ds``: uncompressed syntaxes and RLE Lossless, both ways."""
+    """Changes the transfer syntax of ``ds`` (SOP Instance UID kept), with the codecs of
+    :func:`obelisk.services.transcoding.convert`; deflated is explicit VR little endian that
+    pydicom deflates when the file is written."""
     current = str(ds.file_meta.get("TransferSyntaxUID", pydicom.uid.ExplicitVRLittleEndian))
     if current == syntax:
         return
     try:
-        if current not in UNCOMPRESSED_SYNTAXES:
-            if current != RLE_LOSSLESS:
-                raise ParameterOutOfRange(f"Cannot transcode from {current} without a codec")
-            ds.decompress()
-        if syntax == RLE_LOSSLESS:
-            ds.compress(RLE_LOSSLESS)
-        else:
+        if syntax == DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN:
+            convert(ds, current, EXPLICIT_VR_LITTLE_ENDIAN)
             ds.file_meta.TransferSyntaxUID = UID(syntax)
-    except ObeliskError:
-        raise
-    except Exception as exc:
-        raise ParameterOutOfRange(f"Cannot transcode to {syntax}", details=str(exc)) from exc
+        else:
+            convert(ds, current, syntax)
+    except NotAcceptable as exc:
+        raise ParameterOutOfRange(exc.message, details=exc.details) from exc

@@ -14,7 +14,14 @@ from obelisk.core.levels import Level
 from obelisk.core.series import series_status
 from obelisk.core.slices import Slice, normal_of, order_slices, parse_vector
 from obelisk.core.timestamps import now_iso
-from obelisk.errors import BadFileFormat, ErrorCode, ObeliskError, UnknownResource
+from obelisk.errors import (
+    BadFileFormat,
+    BadRequest,
+    ErrorCode,
+    Forbidden,
+    ObeliskError,
+    UnknownResource,
+)
 from obelisk.events import EventBus, ResourceChanged
 from obelisk.index.base import Attachment, DeleteOutcome, Index, InstanceFile, Resource
 from obelisk.services.files import AttachmentReader
@@ -47,8 +54,18 @@ class ResourceStatistics:
 
 
 class ResourceService:
-    def __init__(self, index: Index, storage: StorageArea, bus: EventBus) -> None:
+    def __init__(
+        self,
+        index: Index,
+        storage: StorageArea,
+        bus: EventBus,
+        *,
+        write_to_filesystem: bool = False,
+    ) -> None:
+        """``write_to_filesystem``: Orthanc's ``RestApiWriteToFileSystemEnabled`` (clients may
+        have files written on the server's disk)."""
         self.index = index
+        self._write_to_filesystem = write_to_filesystem
         self.reader = AttachmentReader(storage)
         self._storage = storage
         self._bus = bus
@@ -179,6 +196,25 @@ class ResourceService:
 
     def dicom_bytes(self, public_id: str) -> bytes:
         return self.reader.read(self.dicom_attachment(public_id))
+
+    def export_to_filesystem(self, public_id: str, path: str) -> None:
+        """Writes the instance's DICOM file at ``path`` on the server's file system (Orthanc's
+        ``POST /instances/{id}/export``), only when the configuration allows it."""
+        if not self._write_to_filesystem:
+            raise Forbidden(
+                "Writing to the file system through the REST API is disabled",
+                details='Set "RestApiWriteToFileSystemEnabled" to true to allow it',
+            )
+        if not path.strip():
+            raise BadRequest("The body must be the path of the file to write")
+        data = self.dicom_bytes(public_id)
+        try:
+            with open(path, "wb") as target:
+                target.write(data)
+        except OSError as exc:
+            raise ObeliskError(
+                f"Cannot write {path}", code=ErrorCode.CannotWriteFile, details=str(exc)
+            ) from exc
 
     def dataset(self, public_id: str, *, stop_before_pixels: bool = False) -> pydicom.Dataset:
         data = self.dicom_bytes(public_id)

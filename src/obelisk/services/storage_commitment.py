@@ -362,6 +362,7 @@ class StorageCommitmentService:
             port=modality.port,
             local_aet=called_aet or self._local_aet,
             timeout=modality.timeout,
+            use_tls=modality.use_dicom_tls,
         )
         try:
             self._client().report(peer, transaction_uid, success, failures)
@@ -403,6 +404,7 @@ class StorageCommitmentService:
             port=modality.port,
             local_aet=modality.local_aet or self._local_aet,
             timeout=timeout or modality.timeout,
+            use_tls=modality.use_dicom_tls,
         )
 
 

@@ -65,6 +65,14 @@ async def get_file(request: Request) -> Response:
     return Response(data, media_type="application/dicom")
 
 
+async def export(request: Request) -> Response:
+    """``POST /instances/{id}/export``: the body is a path on the server's file system."""
+    path = (await request.body()).decode("utf-8", errors="replace")
+    svc = services(request).resources
+    await run_in_threadpool(svc.export_to_filesystem, request.path_params["id"], path)
+    return OrthancJSON({})
+
+
 async def tags(request: Request) -> Response:
     svc = services(request).resources
     dataset = await run_in_threadpool(svc.dataset, request.path_params["id"])
@@ -149,6 +157,7 @@ upload_routes = [Route("/instances", upload, methods=["POST"])]
 
 routes = [
     Route("/instances/{id}/file", get_file, methods=["GET"]),
+    Route("/instances/{id}/export", export, methods=["POST"]),
     Route("/instances/{id}/tags", tags, methods=["GET"]),
     Route("/instances/{id}/simplified-tags", simplified_tags, methods=["GET"]),
     Route("/instances/{id}/header", header, methods=["GET"]),
