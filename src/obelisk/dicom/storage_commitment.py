@@ -43,8 +43,10 @@ _NO_SUCH_ACTION = 0x0123
 _INVALID_ARGUMENT = 0x0115
 
 
-def _network_error(message: str) -> ObeliskError:
-    return ObeliskError(message, code=ErrorCode.NetworkProtocol, http_status=500)
+def _network_error(details: str) -> ObeliskError:
+    """Orthanc's ``NetworkProtocol`` error: the text is in ``Details`` (and in a job's
+    ``ErrorDetails``), the message is the code's."""
+    return ObeliskError(code=ErrorCode.NetworkProtocol, details=details, http_status=500)
 
 
 # -- datasets -------------------------------------------------------------------------------------
@@ -235,8 +237,8 @@ class PynetdicomCommitmentClient:
         if not any(c.abstract_syntax == STORAGE_COMMITMENT for c in assoc.accepted_contexts):
             assoc.release()
             raise ObeliskError(
-                f'Unable to negotiate a presentation context with AET "{peer.aet}"',
                 code=ErrorCode.NoPresentationContext,
+                details=f'Unable to negotiate a presentation context with AET "{peer.aet}"',
             )
         return assoc
 
@@ -296,7 +298,12 @@ def _check(status: pydicom.Dataset, command: str, peer: Peer) -> None:
             f"Storage commitment - Unable to read {command} response from AET: {peer.aet}"
         )
     if int(status.Status) != _SUCCESS:
+        log.warning(
+            "Storage commitment: %s answered status 0x%04X to the %s",
+            peer.aet,
+            int(status.Status) & 0xFFFF,
+            command,
+        )
         raise _network_error(
-            f"Storage commitment - The request cannot be handled by remote AET: {peer.aet} "
-            f"(status 0x{int(status.Status) & 0xFFFF:04X})"
+            f"Storage commitment - The request cannot be handled by remote AET: {peer.aet}"
         )

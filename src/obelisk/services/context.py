@@ -126,6 +126,7 @@ def build_services(
         local_aet=str(settings["DicomAet"]),
         check_modality_host=bool(settings["DicomCheckModalityHost"]),
         max_reports=int(settings["StorageCommitmentReportsSize"]),
+        submit=services.jobs.submit,
     )
     return services
 

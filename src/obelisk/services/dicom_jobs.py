@@ -3,22 +3,29 @@
 Both are step machines like every job: a step sends instances (or moves answers) for about half
 a second and the snapshot records how far it went, so a job resumed after a restart goes on with
 the next instance. The association of a store job stays open across steps and is closed when the
-job leaves the Running state.
+job leaves the Running state. A store job with ``StorageCommitment`` has a trailing step, as in
+Orthanc: once every instance is sent, an N-ACTION asks the modality to commit them all (on a new
+association); the job does not wait for the modality's report, which arrives at
+``/storage-commitment/{uid}``.
 """
 
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import pydicom
+import pydicom.uid
 
 from obelisk.core.dicom_json import full_tags, simplify
 from obelisk.core.levels import Level
 from obelisk.errors import ErrorCode, ObeliskError
 from obelisk.jobs.model import JobContext, JobOutput, StepResult, StopReason
 from obelisk.services.dicom_client import DicomClient, Peer, StoreSession
+
+log = logging.getLogger("obelisk.dicom")
 
 STEP_SECONDS = 0.5
 STORE_TYPE = "DicomModalityStore"
@@ -28,6 +35,9 @@ MOVE_TYPE = "DicomMoveScu"
 ReadInstance = Callable[[str], bytes]
 #: Gives the DICOM client when a step needs it (jobs may be rebuilt before it is plugged in).
 ClientProvider = Callable[[], DicomClient]
+#: Requests storage commitment of instances (public ids) from a peer under a transaction UID
+#: (``StorageCommitmentService.request_instances``); raises ``ObeliskError``.
+RequestCommitment = Callable[[Peer, Sequence[str], str], None]
 
 
 def peer_json(peer: Peer) -> dict[str, Any]:
@@ -60,10 +70,15 @@ class StoreScuJob:
     type_name = STORE_TYPE
 
     def __init__(
-        self, client: ClientProvider, read: ReadInstance, snapshot: dict[str, Any]
+        self,
+        client: ClientProvider,
+        read: ReadInstance,
+        snapshot: dict[str, Any],
+        commit: RequestCommitment | None = None,
     ) -> None:
         self._client = client
         self._read = read
+        self._commit = commit
         self._session: StoreSession | None = None
         self.peer = peer_of(snapshot["Peer"])
         self.instances: list[str] = list(snapshot["Instances"])
@@ -78,8 +93,16 @@ class StoreScuJob:
         )
         self.position = int(snapshot.get("Position", 0))
         self.failed: list[str] = list(snapshot.get("FailedInstances", []))
+        self.storage_commitment = bool(snapshot.get("StorageCommitment", False))
+        #: Kept across restarts and resubmits (a resubmitted job asks again under the same UID).
+        self.transaction_uid: str = snapshot.get("TransactionUid") or (
+            pydicom.uid.generate_uid(prefix=None) if self.storage_commitment else ""
+        )
+        self.commitment_requested = bool(snapshot.get("CommitmentRequested", False))
 
     def step(self, context: JobContext) -> StepResult:
+        if self.position >= len(self.instances) and self.storage_commitment:
+            return self._request_commitment()
         deadline = time.monotonic() + STEP_SECONDS
         while self.position < len(self.instances) and time.monotonic() < deadline:
             instance = self.instances[self.position]
@@ -99,9 +122,27 @@ class StoreScuJob:
                     raise
                 self.failed.append(instance)
             self.position += 1
-        if self.position < len(self.instances):
-            return StepResult.cont()
+        if self.position < len(self.instances) or self.storage_commitment:
+            return StepResult.cont()  # the N-ACTION, if any, in a step of its own
         self._close()
+        return StepResult.success()
+
+    def _request_commitment(self) -> StepResult:
+        """The trailing step: N-ACTION for every instance of the job (sent or failed, as
+        Orthanc), none when there is no instance. A refusal fails the job unless permissive."""
+        self._close()
+        if self.instances and not self.commitment_requested:
+            try:
+                if self._commit is None:
+                    raise ObeliskError(
+                        "Storage commitment is not available", code=ErrorCode.NotImplemented
+                    )
+                self._commit(self.peer, self.instances, self.transaction_uid)
+            except ObeliskError as exc:
+                if not self.permissive:
+                    raise
+                log.warning("Ignoring an error in a permissive job: %s", exc)
+            self.commitment_requested = True
         return StepResult.success()
 
     def _close(self) -> None:
@@ -110,10 +151,15 @@ class StoreScuJob:
             session.close()
 
     def progress(self) -> float:
-        return 1.0 if not self.instances else self.position / len(self.instances)
+        if not self.instances:
+            return 1.0
+        if not self.storage_commitment:
+            return self.position / len(self.instances)
+        # The N-ACTION counts as one more step.
+        return (self.position + self.commitment_requested) / (len(self.instances) + 1)
 
     def content(self) -> dict[str, Any]:
-        return {
+        content: dict[str, Any] = {
             "Description": self.description,
             "FailedInstancesCount": len(self.failed),
             "InstancesCount": len(self.instances),
@@ -121,6 +167,9 @@ class StoreScuJob:
             "ParentResources": self.parents,
             "RemoteAet": self.peer.aet,
         }
+        if self.storage_commitment:
+            content["StorageCommitmentTransactionUID"] = self.transaction_uid
+        return content
 
     def serialize(self) -> dict[str, Any]:
         return {
@@ -135,12 +184,16 @@ class StoreScuJob:
             "MoveOriginatorID": self.originator[1] if self.originator else 0,
             "Position": self.position,
             "FailedInstances": self.failed,
+            "StorageCommitment": self.storage_commitment,
+            "TransactionUid": self.transaction_uid,
+            "CommitmentRequested": self.commitment_requested,
         }
 
     def reset(self) -> None:
         self._close()
         self.position = 0
         self.failed = []
+        self.commitment_requested = False
 
     def stop(self, reason: StopReason) -> None:
         self._close()

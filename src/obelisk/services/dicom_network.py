@@ -10,6 +10,7 @@ import io
 import threading
 import uuid
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -270,8 +271,17 @@ class DicomNetwork:
     # -- wiring ---------------------------------------------------------------------------------
     def register_job_kinds(self, engine: JobEngine) -> None:
         read = self._services.resources.dicom_bytes
-        engine.register_kind(STORE_TYPE, lambda s: StoreScuJob(self._client, read, s))
+        engine.register_kind(
+            STORE_TYPE, lambda s: StoreScuJob(self._client, read, s, self._request_commitment)
+        )
         engine.register_kind(MOVE_TYPE, lambda s: MoveScuJob(self._client, s))
+
+    def _request_commitment(self, peer: Peer, instances: Sequence[str], uid: str) -> None:
+        """The trailing N-ACTION of a store job with ``StorageCommitment``."""
+        commitment = self._services.storage_commitment
+        if commitment is None:
+            raise ObeliskError("Storage commitment is not set up", code=ErrorCode.NotImplemented)
+        commitment.request_instances(peer, instances, uid)
 
     def _client(self) -> DicomClient:
         if self.client is None:
@@ -339,6 +349,9 @@ class DicomNetwork:
         originator_id = body.get("MoveOriginatorID", 0)
         if not isinstance(originator_aet, str) or not isinstance(originator_id, int):
             raise BadRequest('"MoveOriginatorAet" must be a string, "MoveOriginatorID" a number')
+        storage_commitment = body.get("StorageCommitment", False)
+        if not isinstance(storage_commitment, bool):  # Orthanc: even null is refused
+            raise ObeliskError(code=ErrorCode.BadParameterType)
         snapshot = {
             "Peer": peer_json(peer),
             "Instances": instances,
@@ -347,8 +360,10 @@ class DicomNetwork:
             "Permissive": bool(body.get("Permissive", False)),
             "MoveOriginatorAet": originator_aet,
             "MoveOriginatorID": originator_id,
+            "StorageCommitment": storage_commitment,
         }
-        return StoreScuJob(self._client, self._services.resources.dicom_bytes, snapshot)
+        read = self._services.resources.dicom_bytes
+        return StoreScuJob(self._client, read, snapshot, self._request_commitment)
 
     def _instances_and_contexts(self, resources: list[str]) -> tuple[list[str], list[list[str]]]:
         index = self._services.index

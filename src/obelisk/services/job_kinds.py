@@ -18,7 +18,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from obelisk.core.levels import Level
-from obelisk.errors import BadRequest
+from obelisk.errors import BadRequest, ErrorCode, ObeliskError
 from obelisk.jobs.model import Job
 from obelisk.services.archives import ArchiveJob, ArchiveOptions, plan_archive
 from obelisk.services.modification_jobs import (
@@ -28,6 +28,7 @@ from obelisk.services.modification_jobs import (
     ResourceModificationJob,
     SplitStudyJob,
 )
+from obelisk.services.storage_commitment import SCP_TYPE
 
 if TYPE_CHECKING:
     from obelisk.jobs.engine import JobEngine
@@ -99,5 +100,14 @@ def register_job_kinds(engine: JobEngine, services: Services) -> None:
         lambda s: ResourceModificationJob(services, s),
         modification_from_request,
     )
+
+    def commitment_scp_job(snapshot: dict[str, Any]) -> Job:
+        # The service is built after the kinds are registered; jobs are rebuilt after start().
+        if services.storage_commitment is None:
+            raise ObeliskError("Storage commitment is not set up", code=ErrorCode.NotImplemented)
+        return services.storage_commitment.scp_job(snapshot)
+
     engine.register_kind("SplitStudy", lambda s: SplitStudyJob(services, s), split_from_request)
     engine.register_kind("MergeStudy", lambda s: MergeStudyJob(services, s), merge_from_request)
+    # Submitted by the DICOM server when a modality sends an N-ACTION, never by a request.
+    engine.register_kind(SCP_TYPE, commitment_scp_job)

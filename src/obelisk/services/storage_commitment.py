@@ -1,10 +1,13 @@
 """DICOM storage commitment (Storage Commitment Push Model), as Orthanc 1.10.1 does it.
 
-As SCU, ``POST /modalities/{id}/storage-commitment`` sends an N-ACTION with a new transaction UID
-and keeps a *pending* report under that UID; the peer's N-EVENT-REPORT (on a new association to
-our server) completes it. As SCP, an N-ACTION from a known modality is answered at once, then
-each referenced instance is looked up (stored, with the same SOP class?) in the background and
-the N-EVENT-REPORT is sent to the modality over a new association.
+As SCU, ``POST /modalities/{id}/storage-commitment`` (or a ``DicomModalityStore`` job with
+``"StorageCommitment": true``, once its instances are sent) sends an N-ACTION with a new
+transaction UID and keeps a *pending* report under that UID; the peer's N-EVENT-REPORT (on a new
+association to our server) completes it. As SCP, an N-ACTION from a known modality is answered
+at once and submitted as a ``StorageCommitmentScp`` job (:class:`StorageCommitmentScpJob`): it
+looks up each referenced instance (stored, with the same SOP class?), then sends the
+N-EVENT-REPORT to the modality over a new association. The job is persisted and resumed after a
+restart like every job.
 
 Reports live in memory, as in Orthanc: at most ``StorageCommitmentReportsSize`` of them (the
 least recently used go first; 0 = no limit). The network library stays in the adapter
@@ -16,6 +19,7 @@ from __future__ import annotations
 import enum
 import logging
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -32,11 +36,20 @@ from obelisk.errors import (
     ObeliskError,
     ParameterOutOfRange,
 )
+from obelisk.jobs.model import Job, JobContext, JobOutput, StepResult, StopReason
 from obelisk.services.dicom_client import Peer
+from obelisk.services.dicom_jobs import peer_json, peer_of
 from obelisk.services.modalities import ModalityRegistry, RemoteModality
 from obelisk.services.resources import ResourceService
 
 log = logging.getLogger("obelisk.dicom")
+
+#: Orthanc's job type of the SCP side.
+SCP_TYPE = "StorageCommitmentScp"
+#: Lookups of an SCP job step for about this long, so that the snapshot follows its progress.
+STEP_SECONDS = 0.5
+#: Submits a job to the jobs engine and answers its id (``JobEngine.submit``).
+SubmitJob = Callable[[Job], str]
 
 
 class FailureReason(enum.IntEnum):
@@ -171,8 +184,8 @@ class StorageCommitmentService:
         local_aet: str,
         check_modality_host: bool,
         max_reports: int,
+        submit: SubmitJob,
         client: CommitmentClient | None = None,
-        run: Callable[[Callable[[], None]], None] | None = None,
     ) -> None:
         self._resources = resources
         self._registry = registry
@@ -181,7 +194,7 @@ class StorageCommitmentService:
         self.reports = ReportStore(max_reports)
         #: Plugged in by the DICOM adapter (``server.py`` wiring), as ``DicomNetwork.client``.
         self.client = client
-        self._run = run or _in_thread
+        self._submit = submit
 
     def _client(self) -> CommitmentClient:
         if self.client is None:
@@ -206,6 +219,18 @@ class StorageCommitmentService:
         transaction_uid: str,
         timeout: float = 0,
     ) -> str:
+        return self.request_from(self._peer(modality, timeout), references, transaction_uid)
+
+    def request_instances(self, peer: Peer, instances: Sequence[str], transaction_uid: str) -> None:
+        """The trailing step of a ``DicomModalityStore`` job with ``StorageCommitment``: asks
+        the modality it sent to (same local AET and timeout) to commit these instances."""
+        references = [r for public_id in instances for r in self._instances_of(public_id)]
+        self.request_from(peer, references, transaction_uid)
+
+    def request_from(
+        self, peer: Peer, references: Sequence[Reference], transaction_uid: str
+    ) -> str:
+        """N-ACTION to ``peer``, after the pending report is stored; answers the UID."""
         for reference in references:
             if not reference.sop_class_uid or not reference.sop_instance_uid:
                 raise ParameterOutOfRange(
@@ -218,8 +243,8 @@ class StorageCommitmentService:
                 transaction_uid,
             )
         # The pending report exists before the N-ACTION: the answer may come back first.
-        self.reports.store(transaction_uid, Report(remote_aet=modality.aet))
-        self._client().request(self._peer(modality, timeout), transaction_uid, references)
+        self.reports.store(transaction_uid, Report(remote_aet=peer.aet))
+        self._client().request(peer, transaction_uid, references)
         return transaction_uid
 
     def references_of(self, body: dict[str, Any]) -> list[Reference]:
@@ -328,34 +353,17 @@ class StorageCommitmentService:
         references: Sequence[Reference],
         remote_aet: str,
         called_aet: str,
-    ) -> None:
-        """An N-ACTION received: schedules the lookups and the report to the modality known
-        by ``remote_aet``; raises ``InexistentItem`` when there is none (the N-ACTION then
-        fails)."""
+    ) -> str:
+        """An N-ACTION received: submits the ``StorageCommitmentScp`` job that looks the
+        instances up and reports to the modality known by ``remote_aet``; answers the job id.
+        Raises ``InexistentItem`` when there is no such modality (the N-ACTION then fails)."""
         modalities = self._registry.by_aet(remote_aet)
         if not modalities:
             raise InexistentItem(
                 f"Unknown remote modality for storage commitment SCP: {remote_aet}"
             )
         modality = modalities[0]
-        references = list(references)
-        self._run(lambda: self._answer(modality, transaction_uid, references, called_aet))
-
-    def _answer(
-        self,
-        modality: RemoteModality,
-        transaction_uid: str,
-        references: list[Reference],
-        called_aet: str,
-    ) -> None:
-        success: list[Reference] = []
-        failures: list[Failure] = []
-        for reference in references:
-            reason = self.lookup(reference)
-            if reason is None:
-                success.append(reference)
-            else:
-                failures.append(Failure(reference, reason))
+        # Orthanc reports from the AET the N-ACTION called, with the modality's timeout.
         peer = Peer(
             aet=modality.aet,
             host=modality.host,
@@ -364,15 +372,27 @@ class StorageCommitmentService:
             timeout=modality.timeout,
             use_tls=modality.use_dicom_tls,
         )
-        try:
-            self._client().report(peer, transaction_uid, success, failures)
-        except ObeliskError as exc:
-            log.error(
-                "Storage commitment: cannot report transaction %s to %s: %s",
-                transaction_uid,
-                modality.aet,
-                exc.details or exc,
-            )
+        snapshot = {
+            "RemoteModality": peer_json(peer),
+            "CalledAet": called_aet,
+            "TransactionUid": transaction_uid,
+            "References": [[r.sop_class_uid, r.sop_instance_uid] for r in references],
+        }
+        return self._submit(self.scp_job(snapshot))
+
+    def scp_job(self, snapshot: dict[str, Any]) -> StorageCommitmentScpJob:
+        """A ``StorageCommitmentScp`` job, new or rebuilt from its snapshot."""
+        return StorageCommitmentScpJob(self, snapshot)
+
+    def send_report(
+        self,
+        peer: Peer,
+        transaction_uid: str,
+        success: Sequence[Reference],
+        failures: Sequence[Failure],
+    ) -> None:
+        """N-EVENT-REPORT to ``peer``; raises ``ObeliskError`` (``NetworkProtocol``)."""
+        self._client().report(peer, transaction_uid, success, failures)
 
     def lookup(self, reference: Reference) -> FailureReason | None:
         """``None`` when the instance is stored with this SOP class, else the failure reason
@@ -408,6 +428,80 @@ class StorageCommitmentService:
         )
 
 
+class StorageCommitmentScpJob:
+    """Answers one N-ACTION (Orthanc's ``StorageCommitmentScp``): a setup step, one lookup
+    per referenced instance, then the N-EVENT-REPORT; ``position`` counts the steps done, so a
+    job resumed after a restart goes on with the next lookup (the results so far are in the
+    snapshot). A report that cannot be sent fails the job (``NetworkProtocol``)."""
+
+    type_name = SCP_TYPE
+
+    def __init__(self, service: StorageCommitmentService, snapshot: dict[str, Any]) -> None:
+        self._service = service
+        self.peer = peer_of(snapshot["RemoteModality"])
+        self.called_aet: str = snapshot.get("CalledAet", "")
+        self.transaction_uid: str = snapshot["TransactionUid"]
+        self.references = [Reference(str(c), str(i)) for c, i in snapshot["References"]]
+        #: Steps done: 0, 1 (set up), 1 + lookups done, then ``len(references) + 2`` (reported).
+        self.position = int(snapshot.get("Position", 0))
+        #: The failure reason of each instance looked up so far, 0 when it is committed.
+        self.results: list[int] = [int(r) for r in snapshot.get("Results", [])]
+
+    @property
+    def _steps(self) -> int:
+        return len(self.references) + 2
+
+    def step(self, context: JobContext) -> StepResult:
+        count = len(self.references)
+        if self.position <= count:  # the setup, then the lookups; the report in its own step
+            # Orthanc's setup command creates a plugin's lookup handler; there is none here.
+            self.position = max(1, self.position)
+            deadline = time.monotonic() + STEP_SECONDS
+            while self.position <= count and time.monotonic() < deadline:
+                reason = self._service.lookup(self.references[self.position - 1])
+                self.results.append(0 if reason is None else int(reason))
+                self.position += 1
+            return StepResult.cont()
+        looked_up = list(zip(self.references, self.results, strict=True))
+        success = [reference for reference, reason in looked_up if not reason]
+        failures = [Failure(reference, reason) for reference, reason in looked_up if reason]
+        self._service.send_report(self.peer, self.transaction_uid, success, failures)
+        self.position = self._steps
+        return StepResult.success()
+
+    def progress(self) -> float:
+        return min(1.0, self.position / self._steps)
+
+    def content(self) -> dict[str, Any]:
+        return {
+            "CalledAet": self.called_aet,
+            "Description": "",
+            "RemoteAet": self.peer.aet,
+            "TransactionUid": self.transaction_uid,
+        }
+
+    def serialize(self) -> dict[str, Any]:
+        return {
+            "Type": SCP_TYPE,
+            "RemoteModality": peer_json(self.peer),
+            "CalledAet": self.called_aet,
+            "TransactionUid": self.transaction_uid,
+            "References": [[r.sop_class_uid, r.sop_instance_uid] for r in self.references],
+            "Position": self.position,
+            "Results": self.results,
+        }
+
+    def reset(self) -> None:
+        self.position = 0
+        self.results = []
+
+    def stop(self, reason: StopReason) -> None:
+        return None
+
+    def outputs(self) -> dict[str, JobOutput]:
+        return {}
+
+
 def _reference_of(item: Any) -> Reference:
     if isinstance(item, list):
         if len(item) != 2 or not all(isinstance(v, str) for v in item):
@@ -427,7 +521,3 @@ def _reference_of(item: Any) -> Reference:
     raise BadFileFormat(
         f"JSON array or object is expected to specify one instance to be queried, found: {item}"
     )
-
-
-def _in_thread(work: Callable[[], None]) -> None:
-    threading.Thread(target=work, name="obelisk-storage-commitment", daemon=True).start()

@@ -1,8 +1,9 @@
 """Storage commitment against a pynetdicom modality (AET ``PEER``) started by the test.
 
 As SCP: the peer sends an N-ACTION, the server answers it and reports back on a new association
-to the peer's SCP. As SCU: ``POST /modalities/peer/storage-commitment`` sends the N-ACTION; the
-peer reports on a new association to the server, as Orthanc 1.10.1 expects.
+to the peer's SCP, from a ``StorageCommitmentScp`` job. As SCU:
+``POST /modalities/peer/storage-commitment``, or a ``/store`` job with ``StorageCommitment``, sends
+the N-ACTION; the peer reports on a new association to the server, as Orthanc 1.10.1 expects.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import httpx
 import pydicom
 import pytest
 from pydicom.dataset import Dataset
-from pynetdicom import AE, build_role, evt
+from pynetdicom import AE, StoragePresentationContexts, build_role, evt
 
 from tests.integration.dicom.conftest import AET, start_server
 from tests.integration.server_process import ObeliskProcess, free_port
@@ -36,11 +37,17 @@ class Modality:
         self.server_port = 0
         self.known: set[str] = set()
         self.reports: queue.Queue[tuple[int, str, Dataset]] = queue.Queue()
+        #: What it received, in order: ``("C-STORE", sop uid)``, ``("N-ACTION", transaction)``.
+        self.events: list[tuple[str, str]] = []
+        #: The status of its N-ACTION answers (0x0110 to refuse).
+        self.action_status = 0
         self.ae = AE(ae_title="PEER")
+        self.ae.supported_contexts = StoragePresentationContexts
         self.ae.add_supported_context(SC, scu_role=True, scp_role=True)
         handlers: list[Any] = [
             (evt.EVT_N_ACTION, self._on_action),
             (evt.EVT_N_EVENT_REPORT, self._on_report),
+            (evt.EVT_C_STORE, self._on_store),
         ]
         self.server = self.ae.start_server(("127.0.0.1", port), block=False, evt_handlers=handlers)
 
@@ -49,8 +56,15 @@ class Modality:
         self.reports.put((int(event.event_type or 0), calling, event.event_information))
         return 0, None
 
+    def _on_store(self, event: evt.Event) -> int:
+        self.events.append(("C-STORE", str(getattr(event.request, "AffectedSOPInstanceUID", ""))))
+        return 0
+
     def _on_action(self, event: evt.Event) -> tuple[int, None]:
         information = event.action_information
+        self.events.append(("N-ACTION", str(information.TransactionUID)))
+        if self.action_status:
+            return self.action_status, None
         threading.Thread(target=self._answer, args=(information,), daemon=True).start()
         return 0, None
 
@@ -271,3 +285,94 @@ def test_unknown_modality_and_report(server: ObeliskProcess) -> None:
         httpx.post(f"{server.url}/storage-commitment/nope/remove"),
     ):
         assert (answer.status_code, answer.json()["OrthancStatus"]) == (404, 7)
+
+
+def _job(url: str, job_id: str) -> dict[str, Any]:
+    for _ in range(150):
+        info: dict[str, Any] = httpx.get(f"{url}/jobs/{job_id}").json()
+        if info["State"] in ("Success", "Failure"):
+            return info
+        threading.Event().wait(0.1)
+    raise AssertionError(f"job {job_id} did not complete")
+
+
+def test_store_job_requests_commitment_after_sending(
+    server: ObeliskProcess, modality: Modality, stored: list[dict[str, str]]
+) -> None:
+    """As Orthanc: the job sends, then asks (N-ACTION) and ends; the report comes later."""
+    url = server.url
+    sent = stored[:2]
+    modality.known = {s["SOPInstanceUID"] for s in sent}
+    modality.events.clear()
+    body = {"Resources": [s["ID"] for s in sent], "StorageCommitment": True}
+    content = httpx.post(f"{url}/modalities/peer/store", json=body, timeout=30).json()
+    uid = content["StorageCommitmentTransactionUID"]
+    assert uid.startswith("2.25.") and content["InstancesCount"] == 2
+    assert sorted(modality.events) == sorted(
+        [("C-STORE", s["SOPInstanceUID"]) for s in sent] + [("N-ACTION", uid)]
+    )
+    assert modality.events[-1] == ("N-ACTION", uid)
+    report = _wait(url, uid)
+    assert report["Status"] == "Success" and report["RemoteAET"] == "PEER"
+    assert sorted(i["SOPInstanceUID"] for i in report["Success"]) == sorted(modality.known)
+
+
+def test_store_job_fails_when_the_commitment_is_refused(
+    server: ObeliskProcess, modality: Modality, stored: list[dict[str, str]]
+) -> None:
+    url = server.url
+    modality.action_status = 0x0110
+    try:
+        body = {"Resources": [stored[0]["ID"]], "StorageCommitment": True, "Asynchronous": True}
+        info = _job(url, httpx.post(f"{url}/modalities/peer/store", json=body).json()["ID"])
+    finally:
+        modality.action_status = 0
+    assert (info["State"], info["ErrorCode"], info["Type"]) == ("Failure", 9, "DicomModalityStore")
+    assert info["ErrorDetails"] == (
+        "Storage commitment - The request cannot be handled by remote AET: PEER"
+    )
+    uid = info["Content"]["StorageCommitmentTransactionUID"]
+    assert httpx.get(f"{url}/storage-commitment/{uid}").json()["Status"] == "Pending"
+
+
+def _scp_job(url: str, transaction_uid: str) -> dict[str, Any]:
+    for _ in range(150):
+        for info in httpx.get(f"{url}/jobs?expand").json():
+            content = info["Content"]
+            if info["Type"] == "StorageCommitmentScp" and (
+                content["TransactionUid"] == transaction_uid
+                and info["State"] in ("Success", "Failure")
+            ):
+                return dict(info)
+        threading.Event().wait(0.1)
+    raise AssertionError(f"no StorageCommitmentScp job for {transaction_uid}")
+
+
+def test_scp_request_is_a_job(
+    server: ObeliskProcess, modality: Modality, stored: list[dict[str, str]]
+) -> None:
+    assert n_action(server, "PEER", [(CT, stored[0]["SOPInstanceUID"])], "1.2.3.4.10").Status == 0
+    assert modality.next_report()[2].TransactionUID == "1.2.3.4.10"
+    info = _scp_job(server.url, "1.2.3.4.10")
+    assert info["Content"] == {
+        "CalledAet": AET,
+        "Description": "",
+        "RemoteAet": "PEER",
+        "TransactionUid": "1.2.3.4.10",
+    }
+    assert (info["State"], info["Progress"], info["Priority"]) == ("Success", 100, 0)
+
+
+def test_scp_job_fails_when_the_modality_cannot_be_reached(
+    server: ObeliskProcess, modality: Modality
+) -> None:
+    url = server.url
+    gone = {"AET": "GONE", "Host": "127.0.0.1", "Port": free_port()}
+    assert httpx.put(f"{url}/modalities/gone", json=gone).status_code == 200
+    try:
+        assert n_action(server, "GONE", [(CT, "1.2.3")], "1.2.3.4.11").Status == 0
+        info = _scp_job(url, "1.2.3.4.11")
+    finally:
+        httpx.delete(f"{url}/modalities/gone")
+    assert (info["State"], info["ErrorCode"], info["Progress"]) == ("Failure", 9, 67)
+    assert info["Content"]["RemoteAet"] == "GONE"

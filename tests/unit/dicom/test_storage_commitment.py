@@ -3,7 +3,8 @@ datasets of the adapter, and the routing of storage commitment associations to p
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,6 +23,7 @@ from obelisk.dicom.storage_commitment import (
 )
 from obelisk.errors import ObeliskError
 from obelisk.http.app import create_app
+from obelisk.jobs.model import Job, StepOutcome
 from obelisk.services.context import Services
 from obelisk.services.dicom_client import Peer
 from obelisk.services.storage_commitment import (
@@ -76,12 +78,21 @@ def fake(services: Services) -> FakeClient:
     client = FakeClient()
     assert services.storage_commitment is not None
     services.storage_commitment.client = client
-    services.storage_commitment._run = _now  # the SCP report, synchronously
+    services.storage_commitment._submit = _run_now  # the SCP job, synchronously
     return client
 
 
-def _now(work: Callable[[], None]) -> None:
-    work()
+def _run_now(job: Job) -> str:
+    while job.step(Context()).outcome is StepOutcome.CONTINUE:
+        pass
+    return "job"
+
+
+class Context:
+    output_dir = Path("/nonexistent")
+
+    def log(self, message: str) -> None:
+        return None
 
 
 @pytest.fixture
