@@ -222,7 +222,9 @@ def main(argv: list[str] | None = None) -> int:
             order = kinds if round_number % 2 == 0 else kinds[::-1]
             for associations in (1, 2):
                 for kind in order:
-                    rate = store_run(kind, files, associations, work, f"r{round_number}")
+                    rate = store_run(
+                        kind, files, associations, work, f"r{round_number}-x{associations}"
+                    )
                     rates[kind][associations].append(rate)
                     log(f"round {round_number}: {kind} x{associations}: {rate:.0f} inst/s")
             for kind in order if args.ceiling else ():

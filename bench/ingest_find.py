@@ -10,7 +10,7 @@ Inputs (``tests/support/synthetic.py``, deterministic): ``studies`` = 1,000 CT i
 Ingest: for each round, each client count (1 and 4) and each input set, a fresh empty server of
 each kind is started (the order of the kinds alternates between rounds), the set is POSTed to
 ``/instances`` by N keep-alive clients, and instances/s is recorded; the server is then stopped
-and its files removed. The median over the rounds is reported.
+(its files stay until the end: see ``Server.stop``). The median over the rounds is reported.
 
 ``--ceiling`` adds, per round, set and kind, two independent servers of that kind sharing the
 largest client count (clients alternate between them): what this machine gives that many
@@ -131,7 +131,7 @@ def bench_ingest(
         for clients in client_counts:
             for name, files in sets.items():
                 for kind in order:
-                    server = start_server(kind, work, f"ingest-{name}-{clients}")
+                    server = start_server(kind, work, f"ingest-{name}-{clients}-r{r}")
                     try:
                         result = upload(server.url, files, clients)
                         stored = server.count_instances()
@@ -150,7 +150,9 @@ def bench_ingest(
                     )
         for name, files in sets.items() if ceiling else ():
             for kind in order:
-                rate = two_servers_rate(kind, files, max(client_counts), work, problems)
+                rate = two_servers_rate(
+                    kind, files, max(client_counts), work, problems, f"{name}-r{r}"
+                )
                 runs[name][CEILING][kind].append(round(rate, 2))
                 log(
                     f"ingest round {r + 1}/{rounds} {name:7} two {kind} servers, "
@@ -170,11 +172,11 @@ def bench_ingest(
 
 
 def two_servers_rate(
-    kind: str, files: list[bytes], clients: int, work: Path, problems: list[str]
+    kind: str, files: list[bytes], clients: int, work: Path, problems: list[str], label: str
 ) -> float:
     """Two independent servers of one kind sharing ``clients`` clients: the machine's ceiling
     for that load, as nothing (GIL, index, storage folder) is shared between them."""
-    servers = [start_server(kind, work, f"ingest-two-{n}") for n in range(2)]
+    servers = [start_server(kind, work, f"ingest-two-{label}-{n}") for n in range(2)]
     try:
         result = upload([s.url for s in servers], files, clients)
         stored = sum(s.count_instances() for s in servers)
