@@ -70,7 +70,12 @@ class DicomRequestService:
     def find(
         self, level: Level, identifier: pydicom.Dataset, local_aet: str
     ) -> list[pydicom.Dataset]:
-        request = FindRequest(level, query_of(identifier), case_sensitive=self._case_sensitive)
+        request = FindRequest(
+            level,
+            query_of(identifier),
+            case_sensitive=self._case_sensitive,
+            case_rule_for_names_only=True,
+        )
         ids = self._find.find(request)
         resources = self._resources.index.get_by_internal_ids(ids, children=False)
         ancestors = self._ancestor_tags(resources)

@@ -8,7 +8,7 @@ from typing import Any
 from obelisk.core.dicom_json import element_text
 from obelisk.core.levels import Level
 from obelisk.core.matching import Constraint, is_indexed, parse_constraint
-from obelisk.core.tags import parse_tag
+from obelisk.core.tags import parse_tag, vr_of
 from obelisk.errors import BadRequest, ErrorCode, ParameterOutOfRange
 from obelisk.index.base import Index
 from obelisk.services.resources import ResourceService
@@ -21,6 +21,10 @@ class FindRequest:
     case_sensitive: bool = False
     limit: int | None = None
     since: int = 0
+    #: C-FIND's rule (Orthanc's ``CaseSensitivePN``): ``case_sensitive`` then decides for person
+    #: names only, and every other string tag matches case-sensitively. ``/tools/find`` applies
+    #: its ``CaseSensitive`` to every string tag.
+    case_rule_for_names_only: bool = False
 
 
 _MODALITIES_IN_STUDY = 0x00080061
@@ -46,7 +50,10 @@ class FindService:
                 ) from exc
             if not isinstance(value, str):
                 raise BadRequest(f"The value of {key} in the query must be a string")
-            constraint = parse_constraint(tag, value, case_sensitive=request.case_sensitive)
+            sensitive = request.case_sensitive or (
+                request.case_rule_for_names_only and vr_of(tag) != "PN"
+            )
+            constraint = parse_constraint(tag, value, case_sensitive=sensitive)
             if constraint is not None:
                 constraints.append(constraint)
         return constraints

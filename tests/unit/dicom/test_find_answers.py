@@ -6,6 +6,7 @@ import pydicom
 
 from obelisk.core.levels import Level
 from obelisk.services.context import Services
+from obelisk.services.find import FindRequest
 from obelisk.services.ingest import Origin
 from tests.dicom_factory import make_dicom
 
@@ -79,3 +80,24 @@ def test_retrieve_designates_instances_by_unique_keys(services: Services) -> Non
     assert len(found) == 2
     assert all(sop for _, sop, _ in found)
     assert requests.instances_to_retrieve(Level.STUDY, _identifier("STUDY")) == []
+
+
+def test_only_person_names_ignore_case(services: Services) -> None:
+    """Orthanc 1.10.1's C-FIND (checked against it): ``CaseSensitivePN`` (false by default)
+    relaxes person names only; every other string tag matches case-sensitively — unlike
+    ``/tools/find``, whose ``CaseSensitive: false`` relaxes them all."""
+    _load(services)
+    assert services.network is not None
+    requests = services.network.requests
+
+    def found(**keys: str) -> int:
+        identifier = _identifier("STUDY", StudyInstanceUID="", **keys)
+        return len(requests.find(Level.STUDY, identifier, "OBELISK"))
+
+    assert found(PatientName="doe*") == 1
+    assert found(StudyDescription="Sample*") == 2
+    assert found(StudyDescription="sample*") == 0
+    assert found(AccessionNumber="acc1") == 0
+    assert found(AccessionNumber="ACC1") == 2
+    relaxed = FindRequest(Level.STUDY, {"StudyDescription": "sample*"})  # as /tools/find
+    assert len(services.find.find(relaxed)) == 2
