@@ -7,34 +7,47 @@ Every failure to associate or to get an answer becomes an ``ObeliskError`` with 
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 import pydicom
-from pynetdicom import AE, evt
+from pynetdicom import AE, StoragePresentationContexts, evt
 from pynetdicom.association import Association
-from pynetdicom.presentation import PresentationContext, build_context
+from pynetdicom.pdu_primitives import SCP_SCU_RoleSelectionNegotiation
+from pynetdicom.presentation import PresentationContext, build_context, build_role
 
 from obelisk.core.levels import Level
 from obelisk.dicom.contexts import (
+    EXPLICIT_LE,
+    IMPLICIT_LE,
+    MAX_REQUESTED_CONTEXTS,
     MODALITY_WORKLIST_FIND,
     PATIENT_ROOT_FIND,
+    PATIENT_ROOT_GET,
     PATIENT_ROOT_MOVE,
     STUDY_ROOT_FIND,
+    STUDY_ROOT_GET,
     STUDY_ROOT_MOVE,
     VERIFICATION,
     quiet_pynetdicom,
     set_nodelay,
     storage_contexts,
 )
+from obelisk.dicom.status import store_and_answer
 from obelisk.dicom.tls import DicomTls, tls_args
 from obelisk.errors import BadFileFormat, ErrorCode, ObeliskError
-from obelisk.services.dicom_client import MoveOutcome, Peer
+from obelisk.services.dicom_client import MoveOutcome, Peer, Received
 from obelisk.services.transcoding import SendTranscoding
 
-#: Answers to C-FIND and C-MOVE requests, by status class.
+#: Answers to C-FIND, C-MOVE and C-GET requests, by status class.
 _PENDING = (0xFF00, 0xFF01)
 _WARNING = 0xB000
 _UNKNOWN_DESTINATION = 0xA801
+#: The storage SOP classes a C-GET asks to receive (pynetdicom's usual 120, with the SCP role),
+#: within pynetdicom's limit of proposed contexts, with room for the C-GET model's context.
+GET_STORAGE_CLASSES = tuple(
+    str(context.abstract_syntax) for context in StoragePresentationContexts
+)[: MAX_REQUESTED_CONTEXTS - 2]
 
 
 def _network_error(message: str) -> ObeliskError:
@@ -111,9 +124,13 @@ class PynetdicomClient:
         peer: Peer,
         contexts: Sequence[PresentationContext],
         unsupported: ErrorCode | None = None,
+        *,
+        roles: Sequence[SCP_SCU_RoleSelectionNegotiation] = (),
+        handlers: Sequence[tuple[evt.EventType, Any]] = (),
     ) -> Association:
         """An association; ``unsupported``: the error when the peer accepts none of the contexts
-        (pynetdicom then aborts the association)."""
+        (pynetdicom then aborts the association); ``roles``: SCP/SCU role selection items;
+        ``handlers``: more event handlers (the C-STOREs of a C-GET)."""
         ae = AE(ae_title=peer.local_aet)
         timeout = peer.timeout or self._default_timeout
         ae.acse_timeout = timeout
@@ -125,7 +142,8 @@ class PynetdicomClient:
             peer.port,
             contexts=list(contexts),
             ae_title=peer.aet,
-            evt_handlers=[(evt.EVT_CONN_OPEN, set_nodelay)],
+            evt_handlers=[(evt.EVT_CONN_OPEN, set_nodelay), *handlers],
+            ext_neg=list(roles) or None,
             tls_args=tls_args(self._tls, peer),
         )
         if not assoc.is_established and assoc.is_aborted and unsupported is not None:
@@ -199,24 +217,58 @@ class PynetdicomClient:
     ) -> MoveOutcome:
         model = PATIENT_ROOT_MOVE if level is Level.PATIENT else STUDY_ROOT_MOVE
         assoc = self._associate(peer, [build_context(model)])
-        final = None
         try:
-            for status, _ in assoc.send_c_move(identifier, target_aet, model):
-                if status and int(status.get("Status", -1)) not in _PENDING:
-                    final = status
+            answers = assoc.send_c_move(identifier, target_aet, model)
+            return _retrieve_outcome(answers, "C-MOVE", peer)
         finally:
             assoc.release()
-        code = int(final.get("Status", -1)) if final is not None else -1
-        if code not in (0x0000, _WARNING):
-            reason = " (unknown destination)" if code == _UNKNOWN_DESTINATION else ""
-            raise ObeliskError(
-                f"C-MOVE SCU to AET {peer.aet!r} failed with status 0x{code & 0xFFFF:04X}" + reason,
-                code=ErrorCode.NetworkProtocol,
-                http_status=422,
-            )
-        assert final is not None
-        return MoveOutcome(
-            completed=int(final.get("NumberOfCompletedSuboperations", 0) or 0),
-            failed=int(final.get("NumberOfFailedSuboperations", 0) or 0),
-            warning=int(final.get("NumberOfWarningSuboperations", 0) or 0),
+
+    def get(
+        self, peer: Peer, level: Level, identifier: pydicom.Dataset, receive: Received
+    ) -> MoveOutcome:
+        """C-GET: Patient Root at the patient level, Study Root otherwise; the peer C-STOREs the
+        instances on this association (storage contexts with the SCP role), each stored through
+        the ingest as a C-STORE received by the server would be."""
+        model = PATIENT_ROOT_GET if level is Level.PATIENT else STUDY_ROOT_GET
+        syntaxes = list(dict.fromkeys([EXPLICIT_LE, IMPLICIT_LE, *receive.syntaxes]))
+        contexts = [build_context(model)]
+        contexts += [build_context(uid, syntaxes) for uid in GET_STORAGE_CLASSES]
+        roles = [build_role(uid, scp_role=True) for uid in GET_STORAGE_CLASSES]
+
+        def on_store(event: evt.Event) -> int:
+            data = event.encoded_dataset(include_meta=True)
+            return store_and_answer(receive.ingest, data, receive.origin)
+
+        assoc = self._associate(peer, contexts, roles=roles, handlers=[(evt.EVT_C_STORE, on_store)])
+        try:
+            if not any(c.abstract_syntax == model and c.as_scu for c in assoc.accepted_contexts):
+                raise _network_error(f"AET {peer.aet!r} does not accept C-GET ({model})")
+            answers = assoc.send_c_get(identifier, model)
+            return _retrieve_outcome(answers, "C-GET", peer)
+        finally:
+            assoc.release()
+
+
+def _retrieve_outcome(
+    answers: Iterator[tuple[pydicom.Dataset, pydicom.Dataset | None]], operation: str, peer: Peer
+) -> MoveOutcome:
+    """The sub-operation counts of the final answer to a C-MOVE or C-GET; a failure status (or
+    no final answer) raises ``NetworkProtocol``."""
+    final = None
+    for status, _ in answers:
+        if status and int(status.get("Status", -1)) not in _PENDING:
+            final = status
+    code = int(final.get("Status", -1)) if final is not None else -1
+    if final is None or code not in (0x0000, _WARNING):
+        reason = " (unknown destination)" if code == _UNKNOWN_DESTINATION else ""
+        raise ObeliskError(
+            f"{operation} SCU to AET {peer.aet!r} failed with status 0x{code & 0xFFFF:04X}"
+            + reason,
+            code=ErrorCode.NetworkProtocol,
+            http_status=422,
         )
+    return MoveOutcome(
+        completed=int(final.get("NumberOfCompletedSuboperations", 0) or 0),
+        failed=int(final.get("NumberOfFailedSuboperations", 0) or 0),
+        warning=int(final.get("NumberOfWarningSuboperations", 0) or 0),
+    )

@@ -13,6 +13,7 @@ from typing import Protocol
 import pydicom
 
 from obelisk.core.levels import Level
+from obelisk.services.ingest import IngestService, Origin
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,9 +34,21 @@ class Peer:
 
 @dataclass(frozen=True, slots=True)
 class MoveOutcome:
+    """The sub-operation counts of the final answer to a C-MOVE or a C-GET."""
+
     completed: int = 0
     failed: int = 0
     warning: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    """Where the instances received by a C-GET go: the normal ingest, with their origin, and the
+    transfer syntaxes proposed for them (in order of preference)."""
+
+    ingest: IngestService
+    origin: Origin
+    syntaxes: Sequence[str] = ()
 
 
 class StoreSession(Protocol):
@@ -69,4 +82,15 @@ class DicomClient(Protocol):
         self, peer: Peer, level: Level, identifier: pydicom.Dataset, target_aet: str
     ) -> MoveOutcome:
         """C-MOVE of what ``identifier`` designates to ``target_aet``."""
+        ...
+
+    def get(
+        self,
+        peer: Peer,
+        level: Level,
+        identifier: pydicom.Dataset,
+        receive: Received,
+    ) -> MoveOutcome:
+        """C-GET of what ``identifier`` designates: the peer C-STOREs the instances on the same
+        association, each handed to ``receive.ingest`` under ``receive.origin``."""
         ...

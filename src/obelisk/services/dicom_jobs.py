@@ -1,6 +1,7 @@
-"""DICOM network jobs: C-STORE SCU (``DicomModalityStore``) and C-MOVE SCU (``DicomMoveScu``).
+"""DICOM network jobs: C-STORE SCU (``DicomModalityStore``), C-MOVE SCU (``DicomMoveScu``) and
+C-GET SCU (``DicomGetScu``, as in Orthanc 1.11).
 
-Both are step machines like every job: a step sends instances (or moves answers) for about half
+All are step machines like every job: a step sends instances (or retrieves answers) for about half
 a second and the snapshot records how far it went, so a job resumed after a restart goes on with
 the next instance. The association of a store job stays open across steps and is closed when the
 job leaves the Running state. A store job with ``StorageCommitment`` has a trailing step, as in
@@ -23,13 +24,14 @@ from obelisk.core.dicom_json import full_tags, simplify
 from obelisk.core.levels import Level
 from obelisk.errors import ErrorCode, ObeliskError
 from obelisk.jobs.model import JobContext, JobOutput, StepResult, StopReason
-from obelisk.services.dicom_client import DicomClient, Peer, StoreSession
+from obelisk.services.dicom_client import DicomClient, MoveOutcome, Peer, Received, StoreSession
 
 log = logging.getLogger("obelisk.dicom")
 
 STEP_SECONDS = 0.5
 STORE_TYPE = "DicomModalityStore"
 MOVE_TYPE = "DicomMoveScu"
+GET_TYPE = "DicomGetScu"
 
 #: Reads the DICOM file of an instance (public id → bytes).
 ReadInstance = Callable[[str], bytes]
@@ -38,6 +40,8 @@ ClientProvider = Callable[[], DicomClient]
 #: Requests storage commitment of instances (public ids) from a peer under a transaction UID
 #: (``StorageCommitmentService.request_instances``); raises ``ObeliskError``.
 RequestCommitment = Callable[[Peer, Sequence[str], str], None]
+#: Where the instances of a C-GET go, for a peer (the ingest, with an origin naming the peer).
+ReceiverOf = Callable[[Peer], Received]
 
 
 def peer_json(peer: Peer) -> dict[str, Any]:
@@ -203,15 +207,17 @@ class StoreScuJob:
 
 
 class MoveScuJob:
-    """Asks a modality to C-MOVE resources to a target (Orthanc's ``DicomMoveScu``)."""
+    """Asks a modality to C-MOVE resources to a target (Orthanc's ``DicomMoveScu``); the base of
+    :class:`GetScuJob`, which retrieves them itself."""
 
     type_name = MOVE_TYPE
+    operation = "C-MOVE"
 
     def __init__(self, client: ClientProvider, snapshot: dict[str, Any]) -> None:
         self._client = client
         self.peer = peer_of(snapshot["Peer"])
         self.level = Level.parse(snapshot["Level"])
-        self.target_aet: str = snapshot["TargetAet"]
+        self.target_aet: str = snapshot.get("TargetAet", "")
         #: The identifiers, as simplified JSON (keyword → value).
         self.queries: list[dict[str, str]] = list(snapshot["Queries"])
         self.description: str = snapshot.get("Description", "REST API")
@@ -219,21 +225,28 @@ class MoveScuJob:
         self.position = int(snapshot.get("Position", 0))
         self.failed = int(snapshot.get("Failed", 0))
 
+    def _retrieve(self, identifier: pydicom.Dataset) -> MoveOutcome:
+        return self._client().move(self.peer, self.level, identifier, self.target_aet)
+
     def step(self, context: JobContext) -> StepResult:
         deadline = time.monotonic() + STEP_SECONDS
         while self.position < len(self.queries) and time.monotonic() < deadline:
             identifier = identifier_of(self.level, self.queries[self.position])
             try:
-                outcome = self._client().move(self.peer, self.level, identifier, self.target_aet)
+                outcome = self._retrieve(identifier)
                 if outcome.failed and not self.permissive:
                     raise ObeliskError(
-                        f"C-MOVE to {self.peer.aet}: {outcome.failed} sub-operations failed",
+                        f"{self.operation} from {self.peer.aet}: {outcome.failed} sub-operations "
+                        "failed",
                         code=ErrorCode.NetworkProtocol,
                     )
-            except ObeliskError:
-                if not self.permissive:
+            except ObeliskError as exc:
+                if self.permissive:
+                    self.failed += 1
+                elif exc.details:
                     raise
-                self.failed += 1
+                else:  # the job's ErrorDetails: what went wrong with which peer
+                    raise ObeliskError(exc.message, code=exc.code, details=exc.message) from exc
             self.position += 1
         return StepResult.cont() if self.position < len(self.queries) else StepResult.success()
 
@@ -253,7 +266,7 @@ class MoveScuJob:
 
     def serialize(self) -> dict[str, Any]:
         return {
-            "Type": MOVE_TYPE,
+            "Type": self.type_name,
             "Peer": peer_json(self.peer),
             "Level": self.level.title,
             "TargetAet": self.target_aet,
@@ -273,6 +286,29 @@ class MoveScuJob:
 
     def outputs(self) -> dict[str, JobOutput]:
         return {}
+
+
+class GetScuJob(MoveScuJob):
+    """Retrieves resources from a modality over C-GET and stores them here through the normal
+    ingest (Orthanc 1.11's ``DicomGetScu``). The content is the C-MOVE job's without
+    ``TargetAet``."""
+
+    type_name = GET_TYPE
+    operation = "C-GET"
+
+    def __init__(
+        self, client: ClientProvider, receiver: ReceiverOf, snapshot: dict[str, Any]
+    ) -> None:
+        super().__init__(client, snapshot)
+        self._receiver = receiver
+
+    def _retrieve(self, identifier: pydicom.Dataset) -> MoveOutcome:
+        return self._client().get(self.peer, self.level, identifier, self._receiver(self.peer))
+
+    def content(self) -> dict[str, Any]:
+        content = super().content()
+        del content["TargetAet"]
+        return content
 
 
 def _qr_level(level: Level) -> str:

@@ -1,5 +1,6 @@
 """The DICOM network use cases behind ``/modalities`` and ``/queries``: echo, store (a job),
-store-straight, query/retrieve (C-FIND answers kept as ``/queries/{id}``, C-MOVE as a job).
+store-straight, query/retrieve (C-FIND answers kept as ``/queries/{id}``, C-MOVE and C-GET as
+jobs).
 
 Query/retrieve answers live in memory, as in Orthanc (the last :data:`MAX_QUERIES` are kept).
 """
@@ -26,10 +27,12 @@ from obelisk.core.timestamps import now_iso
 from obelisk.errors import BadFileFormat, BadRequest, ErrorCode, ObeliskError, UnknownResource
 from obelisk.index.base import ExportedResource
 from obelisk.jobs.model import Job
-from obelisk.services.dicom_client import DicomClient, Peer
+from obelisk.services.dicom_client import DicomClient, Peer, Received
 from obelisk.services.dicom_jobs import (
+    GET_TYPE,
     MOVE_TYPE,
     STORE_TYPE,
+    GetScuJob,
     MoveScuJob,
     StoreScuJob,
     identifier_of,
@@ -38,6 +41,7 @@ from obelisk.services.dicom_jobs import (
 )
 from obelisk.services.dicom_requests import DicomRequestService
 from obelisk.services.find import level_field
+from obelisk.services.ingest import Origin
 from obelisk.services.modalities import (
     AccessPolicy,
     ModalityRegistry,
@@ -275,6 +279,18 @@ class DicomNetwork:
             STORE_TYPE, lambda s: StoreScuJob(self._client, read, s, self._request_commitment)
         )
         engine.register_kind(MOVE_TYPE, lambda s: MoveScuJob(self._client, s))
+        engine.register_kind(GET_TYPE, lambda s: GetScuJob(self._client, self._received, s))
+
+    def _received(self, peer: Peer) -> Received:
+        """Where a C-GET puts what it receives: the ingest, as a C-STORE from ``peer`` to its
+        local AET, in the transfer syntaxes the C-STORE SCP accepts."""
+        origin = Origin(
+            kind="DicomProtocol",
+            remote_aet=peer.aet,
+            called_aet=peer.local_aet,
+            remote_ip=peer.host,
+        )
+        return Received(self._services.ingest, origin, self.storage_acceptance.syntaxes())
 
     def _request_commitment(self, peer: Peer, instances: Sequence[str], uid: str) -> None:
         """The trailing N-ACTION of a store job with ``StorageCommitment``."""
@@ -581,6 +597,21 @@ class DicomNetwork:
         return self._move_job(peer, stored.level, queries, target, body)
 
     def move_job(self, name: str, body: dict[str, Any]) -> Job:
+        level, queries = self._retrieve_request(body)
+        target = body.get("TargetAet") or self.local_aet
+        if not isinstance(target, str):
+            raise BadRequest('"TargetAet" must be a string')
+        return self._move_job(self.peer(name, body), level, queries, target, body)
+
+    def get_job(self, name: str, body: dict[str, Any]) -> Job:
+        """``/modalities/{id}/get`` (Orthanc 1.11): a ``DicomGetScu`` job, whose C-GET stores the
+        instances here. The body is ``/move``'s without ``TargetAet``."""
+        level, queries = self._retrieve_request(body)
+        snapshot = self._retrieve_snapshot(self.peer(name, body), level, queries, body)
+        return GetScuJob(self._client, self._received, snapshot)
+
+    def _retrieve_request(self, body: dict[str, Any]) -> tuple[Level, list[dict[str, str]]]:
+        """The ``Level`` and ``Resources`` of ``/move`` and ``/get``: the identifiers as JSON."""
         level = level_field(body)
         resources = body.get("Resources")
         if not isinstance(resources, list) or not all(isinstance(r, dict) for r in resources):
@@ -595,10 +626,7 @@ class DicomNetwork:
                     if k != "QueryRetrieveLevel"
                 }
             )
-        target = body.get("TargetAet") or self.local_aet
-        if not isinstance(target, str):
-            raise BadRequest('"TargetAet" must be a string')
-        return self._move_job(self.peer(name, body), level, queries, target, body)
+        return level, queries
 
     def _move_job(
         self,
@@ -608,14 +636,19 @@ class DicomNetwork:
         target: str,
         body: dict[str, Any],
     ) -> Job:
-        snapshot = {
+        snapshot = self._retrieve_snapshot(peer, level, queries, body) | {"TargetAet": target}
+        return MoveScuJob(self._client, snapshot)
+
+    @staticmethod
+    def _retrieve_snapshot(
+        peer: Peer, level: Level, queries: list[dict[str, str]], body: dict[str, Any]
+    ) -> dict[str, Any]:
+        return {
             "Peer": peer_json(peer),
             "Level": level.title,
-            "TargetAet": target,
             "Queries": queries,
             "Permissive": bool(body.get("Permissive", False)),
         }
-        return MoveScuJob(self._client, snapshot)
 
 
 __all__ = ["DicomNetwork", "StoredQuery", "build_identifier", "identifier_of", "tag_format"]

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 import pydicom
 import pytest
 from starlette.testclient import TestClient
 
 from obelisk.core.levels import Level
-from obelisk.http.app import create_app
-from obelisk.services.context import Services
 from obelisk.services.dicom_client import MoveOutcome, Peer
-from tests.conftest import make_services
 from tests.dicom_factory import make_dicom
 
 
@@ -62,22 +59,6 @@ class FakeClient:
 @pytest.fixture
 def fake() -> FakeClient:
     return FakeClient()
-
-
-@pytest.fixture
-def dicom_services(fake: FakeClient) -> Iterator[Services]:
-    services = make_services(DicomModalities={"pacs": ["PACS", "127.0.0.1", 11112]})
-    assert services.network is not None
-    services.network.client = fake
-    services.start()
-    yield services
-    services.close()
-
-
-@pytest.fixture
-def api(dicom_services: Services) -> Iterator[TestClient]:
-    with TestClient(create_app(dicom_services), client=("127.0.0.1", 50000)) as client:
-        yield client
 
 
 def test_modalities_crud(api: TestClient) -> None:

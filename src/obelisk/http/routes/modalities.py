@@ -27,6 +27,7 @@ _OPERATIONS = [
     "find-series",
     "find-study",
     "find-worklist",
+    "get",
     "move",
     "query",
     "storage-commitment",
@@ -129,6 +130,12 @@ async def move(request: Request) -> Response:
     return await job_response(request, job, body)
 
 
+async def get(request: Request) -> Response:
+    body = await body_object(request)
+    job = await run_in_threadpool(network(request).get_job, request.path_params["name"], body)
+    return await job_response(request, job, body)
+
+
 async def lenient_json(request: Request) -> Any:
     """A JSON body, or ``None`` when it does not parse (an empty body included)."""
     try:
@@ -175,6 +182,7 @@ routes = [
     Route("/modalities/{name}/store-straight", store_straight, methods=["POST"]),
     Route("/modalities/{name}/query", query, methods=["POST"]),
     Route("/modalities/{name}/move", move, methods=["POST"]),
+    Route("/modalities/{name}/get", get, methods=["POST"]),
     Route("/modalities/{name}/find", find_hierarchy, methods=["POST"]),
     Route("/modalities/{name}/find-worklist", find_worklist, methods=["POST"]),
     *(
