@@ -10,11 +10,11 @@ each new association (both receive paths).
 
 from __future__ import annotations
 
-import fnmatch
-import re
 import threading
 from collections.abc import Iterable
 from typing import Any
+
+from obelisk.core.matching import wildcard_regex
 
 #: Every transfer syntax Orthanc 1.10.1 knows, in the order ``GET`` lists them.
 KNOWN_SYNTAXES: tuple[str, ...] = (
@@ -51,7 +51,7 @@ SYNTAX_GROUPS: dict[str, tuple[str, ...]] = {
 
 def matching_syntaxes(patterns: Iterable[str]) -> list[str]:
     """The known transfer syntaxes matched by any of ``patterns`` (``?``/``*`` wildcards)."""
-    compiled = [re.compile(fnmatch.translate(p.replace("[", "[[]"))) for p in patterns]
+    compiled = [wildcard_regex(p) for p in patterns]
     return [uid for uid in KNOWN_SYNTAXES if any(c.fullmatch(uid) for c in compiled)]
 
 
