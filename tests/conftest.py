@@ -20,6 +20,16 @@ def make_services(**overrides: Any) -> Services:
     return build_services(settings, SqliteIndex(":memory:"), MemoryStorage())
 
 
+def client_for(**settings: Any) -> Iterator[TestClient]:
+    """An HTTP client over fresh services with these settings, for a fixture to yield from."""
+    services = make_services(**settings)
+    with TestClient(
+        create_app(services), client=("127.0.0.1", 50000), raise_server_exceptions=False
+    ) as test_client:
+        yield test_client
+    services.close()
+
+
 @pytest.fixture
 def services() -> Iterator[Services]:
     svc = make_services()

@@ -50,8 +50,47 @@ GET_STORAGE_CLASSES = tuple(
 )[: MAX_REQUESTED_CONTEXTS - 2]
 
 
-def _network_error(message: str) -> ObeliskError:
-    return ObeliskError(message, code=ErrorCode.NetworkProtocol, http_status=500)
+def network_error(details: str) -> ObeliskError:
+    """Orthanc's ``NetworkProtocol`` error: the text is in ``Details`` (and in a job's
+    ``ErrorDetails``), the message is the code's."""
+    return ObeliskError(code=ErrorCode.NetworkProtocol, details=details, http_status=500)
+
+
+def open_association(
+    peer: Peer,
+    contexts: Sequence[PresentationContext],
+    *,
+    tls: DicomTls,
+    default_timeout: float,
+    roles: Sequence[SCP_SCU_RoleSelectionNegotiation] = (),
+    handlers: Sequence[tuple[evt.EventType, Any]] = (),
+    unsupported: ErrorCode | None = None,
+) -> Association:
+    """An association from ``peer.local_aet`` to the peer, with its timeouts, ``TCP_NODELAY``
+    and TLS when the modality wants it. ``unsupported``: the error when the peer accepts none
+    of the contexts (pynetdicom then aborts the association); ``roles``: SCP/SCU role selection
+    items; ``handlers``: more event handlers (the C-STOREs of a C-GET, reports)."""
+    ae = AE(ae_title=peer.local_aet)
+    timeout = peer.timeout or default_timeout
+    ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = timeout
+    ae.connection_timeout = timeout
+    assoc = ae.associate(
+        peer.host,
+        peer.port,
+        contexts=list(contexts),
+        ae_title=peer.aet,
+        evt_handlers=[(evt.EVT_CONN_OPEN, set_nodelay), *handlers],
+        ext_neg=list(roles) or None,
+        tls_args=tls_args(tls, peer),
+    )
+    if not assoc.is_established and assoc.is_aborted and unsupported is not None:
+        raise ObeliskError(code=unsupported, details=f"Remote AET is {peer.aet}")
+    if not assoc.is_established:
+        raise network_error(
+            f"Cannot associate with AET {peer.aet!r} at {peer.host}:{peer.port}"
+            + (" (rejected)" if assoc.is_rejected else "")
+        )
+    return assoc
 
 
 def accepted_syntaxes(assoc: Association, sop_class: str) -> list[str]:
@@ -78,7 +117,7 @@ class PynetdicomStoreSession:
         except Exception as exc:
             raise BadFileFormat("Cannot read a stored instance") from exc
         if not self._assoc.is_established:
-            raise _network_error(f"The association with {self._peer.aet} was lost")
+            raise network_error(f"The association with {self._peer.aet} was lost")
         sop_class = str(dataset.get("SOPClassUID", ""))
         dataset = self._transcoding.outgoing(
             dataset,
@@ -93,11 +132,11 @@ class PynetdicomStoreSession:
                 originator_id=move_originator[1] if move_originator else None,
             )
         except (ValueError, AttributeError, RuntimeError) as exc:
-            raise _network_error(
+            raise network_error(
                 f"C-STORE SCU to AET {self._peer.aet!r} is impossible: {exc}"
             ) from exc
         if "Status" not in answer:
-            raise _network_error(f"No answer to C-STORE from AET {self._peer.aet!r}")
+            raise network_error(f"No answer to C-STORE from AET {self._peer.aet!r}")
         return int(answer.Status)
 
     def close(self) -> None:
@@ -128,32 +167,15 @@ class PynetdicomClient:
         roles: Sequence[SCP_SCU_RoleSelectionNegotiation] = (),
         handlers: Sequence[tuple[evt.EventType, Any]] = (),
     ) -> Association:
-        """An association; ``unsupported``: the error when the peer accepts none of the contexts
-        (pynetdicom then aborts the association); ``roles``: SCP/SCU role selection items;
-        ``handlers``: more event handlers (the C-STOREs of a C-GET)."""
-        ae = AE(ae_title=peer.local_aet)
-        timeout = peer.timeout or self._default_timeout
-        ae.acse_timeout = timeout
-        ae.dimse_timeout = timeout
-        ae.network_timeout = timeout
-        ae.connection_timeout = timeout
-        assoc = ae.associate(
-            peer.host,
-            peer.port,
-            contexts=list(contexts),
-            ae_title=peer.aet,
-            evt_handlers=[(evt.EVT_CONN_OPEN, set_nodelay), *handlers],
-            ext_neg=list(roles) or None,
-            tls_args=tls_args(self._tls, peer),
+        return open_association(
+            peer,
+            contexts,
+            tls=self._tls,
+            default_timeout=self._default_timeout,
+            roles=roles,
+            handlers=handlers,
+            unsupported=unsupported,
         )
-        if not assoc.is_established and assoc.is_aborted and unsupported is not None:
-            raise ObeliskError(code=unsupported, details=f"Remote AET is {peer.aet}")
-        if not assoc.is_established:
-            raise _network_error(
-                f"Cannot associate with AET {peer.aet!r} at {peer.host}:{peer.port}"
-                + (" (rejected)" if assoc.is_rejected else "")
-            )
-        return assoc
 
     def echo(self, peer: Peer) -> None:
         assoc = self._associate(peer, [build_context(VERIFICATION)])
@@ -162,7 +184,7 @@ class PynetdicomClient:
         finally:
             assoc.release()
         if int(answer.get("Status", -1)) != 0:
-            raise _network_error(f"C-ECHO to AET {peer.aet!r} failed")
+            raise network_error(f"C-ECHO to AET {peer.aet!r} failed")
 
     def open_store(self, peer: Peer, contexts: Sequence[tuple[str, str]]) -> PynetdicomStoreSession:
         proposed = storage_contexts(contexts, self._transcoding.proposed(peer.allow_transcoding))
@@ -242,7 +264,7 @@ class PynetdicomClient:
         assoc = self._associate(peer, contexts, roles=roles, handlers=[(evt.EVT_C_STORE, on_store)])
         try:
             if not any(c.abstract_syntax == model and c.as_scu for c in assoc.accepted_contexts):
-                raise _network_error(f"AET {peer.aet!r} does not accept C-GET ({model})")
+                raise network_error(f"AET {peer.aet!r} does not accept C-GET ({model})")
             answers = assoc.send_c_get(identifier, model)
             return _retrieve_outcome(answers, "C-GET", peer)
         finally:

@@ -15,12 +15,13 @@ from typing import Any
 
 import pydicom
 from pydicom.dataset import Dataset
-from pynetdicom import AE, build_role, evt
+from pynetdicom import build_role, evt
 from pynetdicom.association import Association
 from pynetdicom.presentation import build_context
 
-from obelisk.dicom.contexts import EXPLICIT_LE, IMPLICIT_LE, quiet_pynetdicom, set_nodelay
-from obelisk.dicom.tls import DicomTls, tls_args
+from obelisk.dicom.contexts import EXPLICIT_LE, IMPLICIT_LE, quiet_pynetdicom
+from obelisk.dicom.scu import network_error, open_association
+from obelisk.dicom.tls import DicomTls
 from obelisk.errors import ErrorCode, ObeliskError
 from obelisk.services.dicom_client import Peer
 from obelisk.services.storage_commitment import (
@@ -41,12 +42,6 @@ _SUCCESS = 0x0000
 _PROCESSING_FAILURE = 0x0110
 _NO_SUCH_ACTION = 0x0123
 _INVALID_ARGUMENT = 0x0115
-
-
-def _network_error(details: str) -> ObeliskError:
-    """Orthanc's ``NetworkProtocol`` error: the text is in ``Details`` (and in a job's
-    ``ErrorDetails``), the message is the code's."""
-    return ObeliskError(code=ErrorCode.NetworkProtocol, details=details, http_status=500)
 
 
 # -- datasets -------------------------------------------------------------------------------------
@@ -212,28 +207,18 @@ class PynetdicomCommitmentClient:
         self._tls = tls or DicomTls()
 
     def _associate(self, peer: Peer, *, as_scp: bool) -> Association:
-        ae = AE(ae_title=peer.local_aet)
-        timeout = peer.timeout or self._default_timeout
-        ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = timeout
-        ae.connection_timeout = timeout
-        handlers: list[Any] = [(evt.EVT_CONN_OPEN, set_nodelay)]
+        handlers: list[Any] = []
         if self._service is not None and not as_scp:
             # A peer may send its report on the association of the request while it is open.
             handlers += CommitmentHandlers(self._service).handlers()[1:]
-        assoc = ae.associate(
-            peer.host,
-            peer.port,
-            contexts=[build_context(STORAGE_COMMITMENT, [EXPLICIT_LE, IMPLICIT_LE])],
-            ae_title=peer.aet,
-            ext_neg=[build_role(STORAGE_COMMITMENT, scp_role=True)] if as_scp else None,
-            evt_handlers=handlers,
-            tls_args=tls_args(self._tls, peer),
+        assoc = open_association(
+            peer,
+            [build_context(STORAGE_COMMITMENT, [EXPLICIT_LE, IMPLICIT_LE])],
+            tls=self._tls,
+            default_timeout=self._default_timeout,
+            roles=[build_role(STORAGE_COMMITMENT, scp_role=True)] if as_scp else (),
+            handlers=handlers,
         )
-        if not assoc.is_established:
-            raise _network_error(
-                f"Cannot associate with AET {peer.aet!r} at {peer.host}:{peer.port}"
-                + (" (rejected)" if assoc.is_rejected else "")
-            )
         if not any(c.abstract_syntax == STORAGE_COMMITMENT for c in assoc.accepted_contexts):
             assoc.release()
             raise ObeliskError(
@@ -294,7 +279,7 @@ class PynetdicomCommitmentClient:
 
 def _check(status: pydicom.Dataset, command: str, peer: Peer) -> None:
     if "Status" not in status:
-        raise _network_error(
+        raise network_error(
             f"Storage commitment - Unable to read {command} response from AET: {peer.aet}"
         )
     if int(status.Status) != _SUCCESS:
@@ -304,6 +289,6 @@ def _check(status: pydicom.Dataset, command: str, peer: Peer) -> None:
             int(status.Status) & 0xFFFF,
             command,
         )
-        raise _network_error(
+        raise network_error(
             f"Storage commitment - The request cannot be handled by remote AET: {peer.aet}"
         )

@@ -27,7 +27,6 @@ from obelisk.errors import BadRequest
 from obelisk.services.transcoding import (
     EXPLICIT_VR_LITTLE_ENDIAN,
     IMPLICIT_VR_LITTLE_ENDIAN,
-    is_uncompressed,
 )
 
 _RAW_LITTLE_ENDIAN = {EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN}
@@ -100,7 +99,3 @@ def choose_bulk(accept: Sequence[MediaRange]) -> Choice:
         if part_type in ("*/*", "application/*", OCTET_STREAM):
             return Choice(OCTET_STREAM, AS_STORED, multipart)
     raise NotAcceptable("Bulk data is sent as application/octet-stream")
-
-
-def needs_decoding(choice: Choice, stored: str) -> bool:
-    return choice.transfer_syntax not in (AS_STORED, stored) and not is_uncompressed(stored)

@@ -236,16 +236,16 @@ class MoveScuJob:
                 outcome = self._retrieve(identifier)
                 if outcome.failed and not self.permissive:
                     raise ObeliskError(
-                        f"{self.operation} from {self.peer.aet}: {outcome.failed} sub-operations "
-                        "failed",
                         code=ErrorCode.NetworkProtocol,
+                        details=f"{self.operation} from {self.peer.aet}: {outcome.failed} "
+                        "sub-operations failed",
                     )
             except ObeliskError as exc:
                 if self.permissive:
                     self.failed += 1
                 elif exc.details:
                     raise
-                else:  # the job's ErrorDetails: what went wrong with which peer
+                else:  # an error with its text as message: the job's ErrorDetails need it
                     raise ObeliskError(exc.message, code=exc.code, details=exc.message) from exc
             self.position += 1
         return StepResult.cont() if self.position < len(self.queries) else StepResult.success()

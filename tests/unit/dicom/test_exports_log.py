@@ -10,7 +10,7 @@ from starlette.testclient import TestClient
 
 from obelisk.core.levels import Level
 from obelisk.http.app import create_app
-from obelisk.services.dicom_network import find_fields, level_fields, specific_enough
+from obelisk.services.dicom_queries import find_fields, level_fields, specific_enough
 from tests.conftest import make_services
 from tests.dicom_factory import make_dicom
 from tests.unit.dicom.test_modality_routes import FakeClient

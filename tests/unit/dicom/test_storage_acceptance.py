@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from obelisk.core.levels import Level
 from obelisk.dicom.contexts import StorageAbstractSyntaxes
-from obelisk.services.dicom_network import find_fields, level_fields
+from obelisk.services.dicom_queries import find_fields, level_fields
 from obelisk.services.storage_acceptance import (
     KNOWN_SYNTAXES,
     StorageAcceptance,

@@ -14,6 +14,7 @@ from starlette.testclient import TestClient
 from obelisk.core.levels import Level
 from obelisk.services.context import Services
 from tests.dicom_factory import make_dicom
+from tests.unit.http.test_reconstruct import spoil
 
 
 def _upload(client: TestClient, patients: int = 2, series: int = 2) -> list[dict[str, str]]:
@@ -223,16 +224,11 @@ def test_bulk_content_unknown_level(client: TestClient) -> None:
 
 
 # -- reconstruct and invalidate-tags -----------------------------------------------------------
+_WRONG = {"PatientName": "WRONG", "SeriesDescription": "WRONG", "InstanceNumber": "99"}
+
+
 def _spoil(services: Services, public_id: str, level: Level) -> None:
-    resource = services.index.lookup(public_id, level)
-    assert resource is not None
-    with services.index.write() as writer:
-        writer.replace_main_tags(
-            resource.internal_id,
-            level,
-            {"PatientName": "WRONG", "SeriesDescription": "WRONG", "InstanceNumber": "99"},
-            {"PatientName": "WRONG"} if level is Level.STUDY else None,
-        )
+    spoil(services, public_id, level, _WRONG)
 
 
 def test_reconstruct_all_rewrites_every_level(client: TestClient, services: Services) -> None:

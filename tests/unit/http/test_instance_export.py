@@ -9,19 +9,13 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
-from obelisk.http.app import create_app
-from tests.conftest import make_services
+from tests.conftest import client_for
 from tests.dicom_factory import make_dicom
 
 
 @pytest.fixture
 def writing_client() -> Iterator[TestClient]:
-    services = make_services(RestApiWriteToFileSystemEnabled=True)
-    with TestClient(
-        create_app(services), client=("127.0.0.1", 50000), raise_server_exceptions=False
-    ) as test_client:
-        yield test_client
-    services.close()
+    yield from client_for(RestApiWriteToFileSystemEnabled=True)
 
 
 def test_export_is_forbidden_by_default(client: TestClient, tmp_path: Path) -> None:

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from starlette.testclient import TestClient
 
-from obelisk.http.app import create_app
-from tests.conftest import make_services
+from tests.conftest import client_for
 
 
 def test_dicomweb_is_listed_and_described(client: TestClient) -> None:
@@ -21,8 +20,6 @@ def test_dicomweb_is_listed_and_described(client: TestClient) -> None:
 
 
 def test_disabled_dicomweb_is_not_listed() -> None:
-    services = make_services(DicomWeb={"Enable": False})
-    with TestClient(create_app(services), client=("127.0.0.1", 50000)) as client:
+    for client in client_for(DicomWeb={"Enable": False}):
         assert client.get("/plugins").json() == ["explorer.js"]
         assert client.get("/plugins/dicom-web").status_code == 404
-    services.close()

@@ -20,7 +20,9 @@ def _upload(client: TestClient) -> dict[str, str]:
     return answers[0]
 
 
-def _spoil(services: Services, public_id: str, level: Level) -> None:
+def spoil(
+    services: Services, public_id: str, level: Level, tags: dict[str, str] | None = None
+) -> None:
     """Main tags as a buggy earlier version might have indexed them."""
     resource = services.index.lookup(public_id, level)
     assert resource is not None
@@ -28,7 +30,7 @@ def _spoil(services: Services, public_id: str, level: Level) -> None:
         writer.replace_main_tags(
             resource.internal_id,
             level,
-            {"PatientName": "WRONG", "StudyDate": "19000101", "SeriesNumber": "99"},
+            tags or {"PatientName": "WRONG", "StudyDate": "19000101", "SeriesNumber": "99"},
             {"PatientName": "WRONG"} if level is Level.STUDY else None,
         )
 
@@ -46,9 +48,9 @@ def test_reconstruct_rewrites_the_resource_and_its_children(
     study, series = stored["ParentStudy"], stored["ParentSeries"]
     original = client.get(f"/studies/{study}").json()
     original_series = client.get(f"/series/{series}").json()["MainDicomTags"]
-    _spoil(services, study, Level.STUDY)
-    _spoil(services, series, Level.SERIES)
-    _spoil(services, stored["ID"], Level.INSTANCE)
+    spoil(services, study, Level.STUDY)
+    spoil(services, series, Level.SERIES)
+    spoil(services, stored["ID"], Level.INSTANCE)
     assert client.get(f"/studies/{study}").json()["PatientMainDicomTags"]["PatientName"] == "WRONG"
     assert _study_found(client, PatientName="DOE^JANE") == []
 
@@ -66,7 +68,7 @@ def test_reconstruct_rewrites_the_resource_and_its_children(
 
 def test_reconstruct_leaves_the_ancestors_alone(client: TestClient, services: Services) -> None:
     stored = _upload(client)
-    _spoil(services, stored["ParentStudy"], Level.STUDY)
+    spoil(services, stored["ParentStudy"], Level.STUDY)
     assert client.post(f"/series/{stored['ParentSeries']}/reconstruct").status_code == 200
     study = client.get(f"/studies/{stored['ParentStudy']}").json()
     assert study["PatientMainDicomTags"]["PatientName"] == "WRONG"

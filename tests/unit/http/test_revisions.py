@@ -17,8 +17,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from obelisk.core.identifiers import ResourceIds
-from obelisk.http.app import create_app
-from tests.conftest import make_services
+from tests.conftest import client_for
 from tests.dicom_factory import make_dicom
 
 IDS = ResourceIds.compute("P001", "1.2.3", "1.2.3.4", "1.2.3.4.5")
@@ -39,13 +38,9 @@ def _etag(revision: int, data: bytes | str) -> str:
 
 
 def _client(check_revisions: bool) -> Iterator[TestClient]:
-    services = make_services(CheckRevisions=check_revisions)
-    with TestClient(
-        create_app(services), client=("127.0.0.1", 50000), raise_server_exceptions=False
-    ) as client:
+    for client in client_for(CheckRevisions=check_revisions):
         assert client.post("/instances", content=make_dicom()).status_code == 200
         yield client
-    services.close()
 
 
 @pytest.fixture(params=[False, True], ids=["CheckRevisions-false", "CheckRevisions-true"])

@@ -13,7 +13,7 @@ from starlette.testclient import TestClient
 from obelisk.errors import ConfigurationError, Forbidden
 from obelisk.http.app import create_app
 from obelisk.http.routes.static import app_config, safe_file, viewer_index
-from tests.conftest import make_services
+from tests.conftest import client_for, make_services
 
 OHIF_INDEX = (
     '<html><head><script>window.PUBLIC_URL="/"</script><link rel="manifest" href="/manifest.json">'
@@ -41,12 +41,7 @@ def tree(tmp_path: Path) -> Path:
 
 
 def _client(**obelisk: Any) -> Iterator[TestClient]:
-    services = make_services(Obelisk=obelisk)
-    with TestClient(
-        create_app(services), client=("127.0.0.1", 50000), raise_server_exceptions=False
-    ) as client:
-        yield client
-    services.close()
+    yield from client_for(Obelisk=obelisk)
 
 
 @pytest.fixture

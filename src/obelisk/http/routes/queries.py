@@ -16,7 +16,7 @@ from obelisk.http.jobs_support import job_response
 from obelisk.http.params import flag
 from obelisk.http.responses import OrthancJSON
 from obelisk.http.routes.modalities import body_object, network
-from obelisk.services.dicom_network import tag_format
+from obelisk.services.dicom_queries import tag_format
 
 _OPERATIONS = ["answers", "level", "modality", "query", "retrieve"]
 _ANSWER_OPERATIONS = ["content", "query-instances", "query-series", "query-studies", "retrieve"]
