@@ -345,3 +345,61 @@ def test_closing_removes_the_files_made_ahead_and_writes_still_work(tmp_path: Pa
     late = storage.new_uuid()
     storage.write(late, b"DICM")
     assert storage.read(uuid) == storage.read(late) == b"DICM"
+
+
+def _wait_for_sized(storage: FilesystemStorage, size: int) -> str:
+    """Asks for ``size`` until a zero-filled file of it is ready; returns its uuid."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        uuid = storage.new_uuid(size)
+        path = storage.path(uuid)
+        if path.is_file() and path.stat().st_size > 0:
+            return uuid
+        time.sleep(0.01)
+    raise AssertionError("no zero-filled file was made for that size")
+
+
+def test_a_blob_of_an_announced_size_is_written_over_a_zero_filled_file(tmp_path: Path) -> None:
+    storage = FilesystemStorage(tmp_path / "storage")
+    data = os.urandom(10_000)
+    uuid = _wait_for_sized(storage, len(data))
+    path = storage.path(uuid)
+    assert path.stat().st_size == 12_288, "rounded up to whole blocks"
+    assert not any(path.read_bytes()), "zero-filled, at its final place"
+    storage.write(uuid, data)
+    storage.sync([uuid])
+    assert storage.read(uuid) == data, "cut to the blob's size"
+    # A blob of another size in the same block count fits one too, and a bigger one is fine.
+    other = _wait_for_sized(storage, 9_000)
+    storage.write(other, b"x" * 9_000)
+    assert storage.read(other) == b"x" * 9_000
+    bigger = storage.new_uuid(len(data))
+    storage.write(bigger, data * 3)
+    assert storage.read(bigger) == data * 3
+    storage.close()
+    assert set(storage.list_uuids()) == {uuid, other, bigger}, "unused ones go at close"
+
+
+def test_zero_filled_files_left_by_a_dead_process_are_removed_unless_written(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "storage"
+    dead = FilesystemStorage(root)  # never closed: as a process killed while receiving
+    written = _wait_for_sized(dead, 5_000)
+    dead.write(written, b"\x00" * 128 + b"DICM" + b"\x01" * 4_868)
+    deadline = time.monotonic() + 10
+    [folder] = (root / ".reserved").iterdir()
+    listed: list[str] = []
+    while time.monotonic() < deadline:  # more are made ahead
+        listed = (folder / "sized").read_text().split()
+        if len(listed) >= 3 and all(dead.path(u).is_file() for u in listed):
+            break
+        time.sleep(0.05)
+    unused = [u for u in listed if u != written]
+    assert unused and all(not any(dead.path(u).read_bytes()) for u in unused)
+    old = time.time() - 2 * 3600
+    os.utime(folder, (old, old))
+    FilesystemStorage(root)  # an hour later, another process opens the storage area
+    assert not folder.exists()
+    assert not any(dead.path(u).exists() for u in unused), "unwritten zero-filled files go"
+    assert dead.read(written)[128:132] == b"DICM", "a written blob stays"

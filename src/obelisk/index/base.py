@@ -182,6 +182,11 @@ class IndexWriter(Protocol):
         file was still being flushed); they are written with the transaction's other rows."""
         ...
 
+    def flush(self) -> None:
+        """Writes the rows kept back so far (the commit would): lets a caller do that work
+        before it waits for something, so that the commit itself is short."""
+        ...
+
     def replace_main_tags(
         self,
         internal_id: int,

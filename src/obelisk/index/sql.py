@@ -134,7 +134,7 @@ class SqlIndex:
             try:
                 writer = SqlWriter(connection, self.dialect)
                 yield writer
-                writer._flush()
+                writer.flush()
                 connection.execute("COMMIT")
             except BaseException as exc:
                 try:

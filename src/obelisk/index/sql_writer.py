@@ -44,7 +44,7 @@ class SqlWriter:
 
     ``store_instance`` only runs the statements whose answer it needs (ids); the rows nothing
     reads back in the transaction (tag values, attachments, metadata, changes) wait in memory
-    and go in one ``executemany`` (``COPY`` on PostgreSQL) per table at :meth:`_flush`, which the
+    and go in one ``executemany`` (``COPY`` on PostgreSQL) per table at :meth:`flush`, which the
     other operations and the commit call first. Ancestors are marked as updated once per series,
     transaction and second. A batch of instances of one series thus costs two statements per
     instance: is it already stored, insert it.
@@ -66,10 +66,10 @@ class SqlWriter:
 
     def _settle(self) -> None:
         """Before any other write than a store: deferred rows in, fresh-series memory out."""
-        self._flush()
+        self.flush()
         self._fresh.clear()
 
-    def _flush(self) -> None:
+    def flush(self) -> None:
         """Writes the deferred rows, table by table, in the order they came."""
         pending, self._pending = self._pending, {}
         for (table, columns), rows in pending.items():
@@ -212,7 +212,7 @@ class SqlWriter:
         ).fetchone()[0]
         if count != expected:
             return False
-        self._flush()  # the IndexInSeries of this batch's instances
+        self.flush()  # the IndexInSeries of this batch's instances
         rows = self._execute(
             "SELECT m.value FROM resources r LEFT JOIN metadata m ON m.resource_id = r.id "
             "AND m.type = ? WHERE r.parent_id = ?",
@@ -223,7 +223,7 @@ class SqlWriter:
 
     def _drop_instance(self, internal_id: int) -> tuple[str, ...]:
         """Deletes an instance being overwritten; its ancestors stay. Returns its files."""
-        self._flush()  # it may have been stored earlier in this transaction
+        self.flush()  # it may have been stored earlier in this transaction
         replaced = tuple(a.uuid for a in self._attachments(internal_id))
         self._execute(
             "DELETE FROM changes WHERE public_id = (SELECT public_id FROM resources WHERE id = ?)",

@@ -15,12 +15,13 @@ without a file.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import logging
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -79,11 +80,22 @@ class IngestOptions:
 
 
 @dataclass(slots=True)
+class _StoredFile:
+    """A file being written and flushed in another thread."""
+
+    uuid: str
+    #: Done once the file is durable; its exception if it could not be stored.
+    durable: Future[object]
+    #: Describes the file (hashes, sizes): computed by the committer while the file is flushed,
+    #: or, for compressed files, the writing thread's answer.
+    describe: Callable[[], Attachment]
+
+
+@dataclass(slots=True)
 class _Pending:
-    #: The index rows, without the attachment: the file is still being flushed.
+    #: The index rows, without the attachment.
     new: NewInstance
-    #: Its attachment once the file is durable (hash, sizes), or the error that stopped it.
-    stored_file: Future[Attachment]
+    stored_file: _StoredFile
     future: Future[StoreOutcome]
 
 
@@ -92,8 +104,7 @@ class _Prepared:
     parsed: ParsedInstance
     origin: Origin
     started: float  # perf_counter() when the store began (orthanc_store_dicom_duration_ms)
-    #: The file being hashed, written and flushed in a worker thread while the header is parsed.
-    stored_file: Future[Attachment]
+    stored_file: _StoredFile
 
     def new_instance(self) -> NewInstance:
         return NewInstance(
@@ -131,7 +142,7 @@ class GroupCommitter:
         self.batches = 0
         self.committed = 0
 
-    def submit(self, new: NewInstance, stored_file: Future[Attachment]) -> Future[StoreOutcome]:
+    def submit(self, new: NewInstance, stored_file: _StoredFile) -> Future[StoreOutcome]:
         future: Future[StoreOutcome] = Future()
         self._queue.put(_Pending(new, stored_file, future))
         return future
@@ -173,7 +184,7 @@ class GroupCommitter:
                 for pending in batch:
                     self._commit([pending])
                 return
-            failed = batch[0].stored_file.exception()
+            failed = batch[0].stored_file.durable.exception()
             if failed is not None:  # its file could not be stored: nothing was committed
                 batch[0].future.set_exception(failed)
                 return
@@ -199,11 +210,15 @@ class GroupCommitter:
                         writer.store_instance(p.new, overwrite=self._overwrite, now=now)
                         for p in batch
                     ]
-                    # The files were flushed meanwhile; one that failed undoes the transaction.
+                    kept = [p for p, o in zip(batch, outcomes, strict=True) if not o.already_stored]
                     for pending, outcome in zip(batch, outcomes, strict=True):
-                        attachment = pending.stored_file.result()
                         if not outcome.already_stored:
+                            attachment = pending.stored_file.describe()
                             writer.attach_new(outcome.instance_internal_id, (attachment,))
+                    writer.flush()
+                    # Only the commit waits for the files: one that failed undoes the transaction.
+                    for pending in kept:
+                        pending.stored_file.durable.result()
                     return outcomes
             except ObeliskError as exc:
                 if exc.code is not ErrorCode.DatabaseCannotSerialize:
@@ -214,6 +229,10 @@ class GroupCommitter:
                 time.sleep(0.01 * (attempt + 1))
         raise AssertionError("unreachable")
 
+
+#: Largest file written by the event loop itself (a copy into the page cache, ~0.1 ms for 256 KiB);
+#: bigger ones are written by the worker thread that flushes them.
+_WRITE_IN_CALLER_MAX = 1 << 20
 
 #: Tries of one batch transaction that conflicts with another writer before giving up.
 _SERIALIZATION_ATTEMPTS = 5
@@ -239,6 +258,8 @@ class IngestService:
         #: Hashes, writes and flushes received files while their headers are parsed (all three
         #: release the GIL).
         self._flusher = ThreadPoolExecutor(max_workers=8, thread_name_prefix="obelisk-store")
+        self._count_lock = threading.Lock()
+        self._being_stored = 0
         self.filters: list[InstanceFilter] = []
         self._committer = GroupCommitter(
             index,
@@ -259,72 +280,127 @@ class IngestService:
         """Stores one DICOM file; blocks until it is durable. Raises ``BadFileFormat``.
 
         For threads that may block (a DICOM association, a job): the header is walked first,
-        then this thread hashes, writes and flushes the file itself while the committer writes
-        the index rows — one thread hand-off fewer than through the worker pool.
+        then this thread writes and flushes the file itself while the committer hashes it and
+        writes the index rows — one thread hand-off fewer than through the worker pool.
         """
+        with self._storing() as alone:
+            return self._store(data, origin, alone=alone)
+
+    def _store(self, data: bytes, origin: Origin, *, alone: bool) -> StoreResult:
         started = time.perf_counter()
         parsed = parse_instance(data)
         refused = self._refusal(parsed, origin)
         if refused is not None:
             return refused
-        stored_file: Future[Attachment] = Future()
-        stored_file.set_running_or_notify_cancel()
+        if self._options.compress:
+            stored_file = self._start_file(data, alone=alone)
+        else:
+            durable: Future[object] = Future()
+            durable.set_running_or_notify_cancel()
+            stored_file = self._describe_later(self._new_uuid(data, alone=alone), data, durable)
         prepared = _Prepared(parsed, origin, started, stored_file)
         committed = self._commit(prepared)
-        try:
-            stored_file.set_result(self._write_file(data))
-        except BaseException as exc:  # the committer undoes the rows and reports it
-            stored_file.set_exception(exc)
+        if not self._options.compress:
+            try:
+                self._write_durably(stored_file.uuid, data)
+                durable.set_result(None)
+            except BaseException as exc:  # the committer undoes the rows and reports it
+                durable.set_exception(exc)
         outcome = committed.result()
         return self._finish(prepared, outcome)
 
     async def store_async(self, data: bytes, origin: Origin) -> StoreResult:
         """:meth:`store` for an event loop: parses here, awaits the commit.
 
-        The header walk is short (a fraction of a millisecond, whatever the file size); the MD5,
-        the write and the ``fsync`` run in a worker thread meanwhile, without the GIL.
+        The header walk is short (a fraction of a millisecond, whatever the file size); the
+        write and the ``fsync`` run in a worker thread, without the GIL, while the committer
+        hashes the file and writes its index rows: only the ``COMMIT`` waits for the disk.
         """
         # The shortcut for re-sent instances is a database read: on the loop only if it costs
         # no network round trip; the index transaction finds them anyway.
-        prepared = self._prepare(data, origin, look_up=self._index.in_process)
-        if isinstance(prepared, StoreResult):
-            return prepared
-        outcome = await asyncio.wrap_future(self._commit(prepared))
-        return self._finish(prepared, outcome)
+        with self._storing() as alone:
+            prepared = self._prepare(data, origin, look_up=self._index.in_process, alone=alone)
+            if isinstance(prepared, StoreResult):
+                return prepared
+            outcome = await asyncio.wrap_future(self._commit(prepared))
+            return self._finish(prepared, outcome)
 
-    def _prepare(self, data: bytes, origin: Origin, *, look_up: bool) -> _Prepared | StoreResult:
-        """Starts storing the file in a worker thread, then parses, filters and de-duplicates
-        meanwhile (for the event loop, which must not wait for a disk).
+    @contextlib.contextmanager
+    def _storing(self) -> Iterator[bool]:
+        """Counts the instances being stored; says whether this one is alone."""
+        with self._count_lock:
+            alone = self._being_stored == 0
+            self._being_stored += 1
+        try:
+            yield alone
+        finally:
+            with self._count_lock:
+                self._being_stored -= 1
 
-        The file goes first so that its hashing, writing and ``fsync`` (concurrent ones share a
-        journal commit of the filesystem) overlap the header parse. A file that turns out not to
-        be stored (not DICOM, filtered out, already stored) is removed again.
-        """
+    def _prepare(
+        self, data: bytes, origin: Origin, *, look_up: bool, alone: bool
+    ) -> _Prepared | StoreResult:
+        """Parses, filters and de-duplicates, then starts storing the file in a worker thread
+        (for the event loop, which must not wait for a disk). Nothing is written for a file that
+        is not stored (not DICOM, filtered out, known to be stored already)."""
         started = time.perf_counter()
-        stored_file = self._flusher.submit(self._write_file, data)
-        try:
-            parsed = parse_instance(data)
-            refused = self._refusal(parsed, origin, look_up=look_up)
-        except BaseException:
-            self._discard(stored_file)
-            raise
+        parsed = parse_instance(data)
+        refused = self._refusal(parsed, origin, look_up=look_up)
         if refused is not None:
-            self._discard(stored_file)
             return refused
-        return _Prepared(parsed, origin, started, stored_file)
+        return _Prepared(parsed, origin, started, self._start_file(data, alone=alone))
 
-    def _write_file(self, data: bytes) -> Attachment:
-        """Hashes (and compresses), writes and flushes one file; leaves nothing if it fails."""
-        stored, attachment = encode_attachment(
-            ContentType.Dicom, data, compress=self._options.compress, uuid=self._storage.new_uuid()
-        )
-        self._storage.write(attachment.uuid, stored)
-        try:
-            self._storage.sync([attachment.uuid])
-        except BaseException:
-            self._storage.remove(attachment.uuid)
-            raise
+    def _start_file(self, data: bytes, *, alone: bool) -> _StoredFile:
+        """Stores ``data`` durably, the ``fsync`` in a worker thread; uncompressed, the committer
+        hashes the file meanwhile, compressed, the worker compresses and hashes what it writes.
+
+        A small file is written here, into the page cache: the worker then only calls
+        ``fdatasync``, which releases the GIL at once; a worker that had to write it too would
+        first wait for the GIL the caller holds, and the disk would start later.
+        """
+        uuid = self._new_uuid(data, alone=alone)
+        if self._options.compress:
+            written = self._flusher.submit(self._write_compressed, uuid, data)
+            return _StoredFile(uuid, written, written.result)  # type: ignore[arg-type]
+        if len(data) > _WRITE_IN_CALLER_MAX:
+            return self._describe_later(
+                uuid, data, self._flusher.submit(self._write_durably, uuid, data)
+            )
+        self._storage.write(uuid, data)
+        return self._describe_later(uuid, data, self._flusher.submit(self._make_durable, uuid))
+
+    def _new_uuid(self, data: bytes, *, alone: bool) -> str:
+        """A uuid for the file of ``data``. When no other instance is being stored, the storage
+        is told its size: it may have a zero-filled file of that size ready, which makes the
+        ``fsync`` shorter (``storage/reservations.py``). Under concurrent uploads it is not told:
+        making those files costs the disk and the CPU more than a shared flush gains."""
+        if self._options.compress or not alone:
+            return self._storage.new_uuid()
+        return self._storage.new_uuid(len(data))
+
+    @staticmethod
+    def _describe_later(uuid: str, data: bytes, durable: Future[object]) -> _StoredFile:
+        def describe() -> Attachment:
+            return encode_attachment(ContentType.Dicom, data, compress=False, uuid=uuid)[1]
+
+        return _StoredFile(uuid, durable, describe)
+
+    def _write_compressed(self, uuid: str, data: bytes) -> Attachment:
+        stored, attachment = encode_attachment(ContentType.Dicom, data, compress=True, uuid=uuid)
+        self._write_durably(uuid, stored)
         return attachment
+
+    def _write_durably(self, uuid: str, stored: bytes) -> None:
+        """Writes and flushes one file; leaves nothing if it fails."""
+        self._storage.write(uuid, stored)
+        self._make_durable(uuid)
+
+    def _make_durable(self, uuid: str) -> None:
+        try:
+            self._storage.sync([uuid])
+        except BaseException:
+            self._storage.remove(uuid)
+            raise
 
     def _commit(self, prepared: _Prepared) -> Future[StoreOutcome]:
         """Submits the index rows; the file goes again if they are not committed (whoever waits
@@ -358,17 +434,17 @@ class IngestService:
             return StoreResult(StoreStatus.AlreadyStored, parsed.ids)
         return None
 
-    def _discard(self, stored_file: Future[Attachment]) -> None:
+    def _discard(self, stored_file: _StoredFile) -> None:
         """Removes a file stored for nothing: none is written if its job has not started, else
         it goes once the job is over, without waiting for it."""
-        if stored_file.cancel():
+        if stored_file.durable.cancel():
             return
 
-        def remove(future: Future[Attachment]) -> None:
+        def remove(future: Future[object]) -> None:
             if future.exception() is None:
-                self._storage.remove(future.result().uuid)
+                self._storage.remove(stored_file.uuid)
 
-        stored_file.add_done_callback(remove)
+        stored_file.durable.add_done_callback(remove)
 
     def _finish(self, prepared: _Prepared, outcome: StoreOutcome) -> StoreResult:
         self._metrics.observe_store_dicom((time.perf_counter() - prepared.started) * 1000)

@@ -28,8 +28,8 @@ class MeteredStorage:
     def close(self) -> None:
         self.inner.close()
 
-    def new_uuid(self) -> str:
-        return self.inner.new_uuid()
+    def new_uuid(self, size: int | None = None) -> str:
+        return self.inner.new_uuid(size)
 
     def create(self, uuid: str, data: bytes) -> None:
         started = time.perf_counter()

@@ -19,9 +19,9 @@ class StorageArea(Protocol):
         """Releases what the storage area prepared ahead (its blobs stay)."""
         ...
 
-    def new_uuid(self) -> str:
+    def new_uuid(self, size: int | None = None) -> str:
         """A fresh uuid for a blob about to be stored with :meth:`write` (a storage may prepare
-        its place ahead of time)."""
+        its place ahead of time, for a blob of ``size`` bytes when it is given)."""
         ...
 
     def write(self, uuid: str, data: bytes) -> None:

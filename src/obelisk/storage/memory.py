@@ -17,7 +17,7 @@ class MemoryStorage:
     def close(self) -> None:
         pass
 
-    def new_uuid(self) -> str:
+    def new_uuid(self, size: int | None = None) -> str:
         return str(uuid_module.uuid4())
 
     def create(self, uuid: str, data: bytes) -> None:

@@ -6,13 +6,24 @@ time adds to the latency of every C-STORE and upload. A background thread theref
 uuids ready: their folders exist and an empty file waits under ``.reserved/``; writing the blob
 is then a ``rename`` (~15 µs) into its final place and a write.
 
+Asked for a size (:meth:`BlobReservations.take`), it keeps a few **zero-filled files of that size
+(rounded up to whole 4 KiB blocks) at their final place**, flushed: writing a blob over one
+allocates nothing and its directory entry is already on disk, so the ``fdatasync`` that makes the
+blob durable writes its data and the inode's new size only — about half the time of a new file's
+on the ext4 disks measured (0.5 vs 1.1 ms for 130 KB). The files of one series have nearly one
+size, so one size is kept at a time: it changes after two requests in a row for another size.
+Blobs over 1 MiB get none (zeroing them costs more than it saves).
+
 Each process reserves in its own sub-folder, so replicas sharing a storage area never take each
-other's files. A clean stop removes them; a crash leaves at most a handful of empty files there,
-and sub-folders untouched for an hour are removed when a storage area opens.
+other's files. A clean stop removes them; a crash leaves at most a handful of empty files there
+and of zero-filled ones in the storage layout (listed in the sub-folder's ``sized`` file), and
+sub-folders untouched for an hour are removed, with the zero-filled files they list that are
+still all zeros, when a storage area opens.
 """
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import logging
 import os
@@ -29,6 +40,12 @@ log = logging.getLogger("obelisk.storage")
 
 #: Files kept ready: enough for a burst of concurrent uploads between two refills.
 DEFAULT_AHEAD = 16
+#: Zero-filled files of the wanted size kept ready.
+SIZED_AHEAD = 4
+#: Zero-filled files are whole multiples of this (the filesystem's usual block size).
+_BLOCK = 4096
+#: Largest blob for which a zero-filled file is prepared.
+MAX_SIZED = 1 << 20
 #: Sub-folders of dead processes older than this are removed when a storage area opens.
 _STALE_SECONDS = 3600.0
 
@@ -38,13 +55,16 @@ class BlobReservations:
         self,
         root: Path,
         make_folder: Callable[[str], None],
+        final_path: Callable[[str], Path],
         *,
         ahead: int = DEFAULT_AHEAD,
     ) -> None:
-        """``make_folder(uuid)`` creates the final folder of a blob (the storage's layout)."""
+        """``make_folder(uuid)`` creates the final folder of a blob and ``final_path(uuid)``
+        names its file (the storage's layout)."""
         self.base = root / ".reserved"
         self.folder = self.base / f"{os.getpid()}-{secrets.token_hex(4)}"
         self._make_folder = make_folder
+        self._final_path = final_path
         self._ahead = ahead
         self._ready: queue.SimpleQueue[str] = queue.SimpleQueue()
         #: Files ready or being made; the filler wakes only once half of them are taken (one
@@ -54,6 +74,14 @@ class BlobReservations:
         self._closed = False
         self._start_lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        #: The size of the zero-filled files made (0: none), those ready, and every such file
+        #: not yet written over (ready, or of a size no longer wanted and about to go).
+        self._sized = 0
+        self._sized_ready: collections.deque[str] = collections.deque()
+        self._sized_files: dict[str, int] = {}
+        self._unwanted: list[str] = []
+        #: A size asked for once without a file ready: the second time in a row, it is made.
+        self._missed = 0
         self._remove_stale()
 
     def close(self) -> None:
@@ -65,13 +93,38 @@ class BlobReservations:
         thread = self._thread
         if thread is not None:
             thread.join(timeout=5)
+        with self._low:
+            left, self._sized_files = list(self._sized_files), {}
+            self._sized_ready.clear()
+        for uuid in left:
+            with contextlib.suppress(OSError):
+                self._final_path(uuid).unlink()
         shutil.rmtree(self.folder, ignore_errors=True)
 
-    def take(self) -> str:
-        """A uuid whose empty file and folder are ready, or a plain new one if none is."""
+    def take(self, size: int | None = None) -> str:
+        """A uuid whose file and folder are ready (a zero-filled file of ``size`` bytes at its
+        final place if one is), or a plain new one if none is."""
         if self._closed:
             return str(uuid_module.uuid4())
         self._start()
+        if size is not None and 0 < size <= MAX_SIZED:
+            # Sizes of one series differ by a few bytes (UIDs of different lengths): a file
+            # rounded up to whole blocks fits them all, cut to size without freeing a block.
+            size = -(-size // _BLOCK) * _BLOCK
+            with self._low:
+                if size == self._sized and self._sized_ready:
+                    uuid = self._sized_ready.popleft()
+                    if len(self._sized_ready) <= SIZED_AHEAD // 2:
+                        self._low.notify()
+                    return uuid
+                if size != self._sized:
+                    if size == self._missed:  # twice in a row: make files of this size now
+                        self._sized, self._missed = size, 0
+                        self._unwanted.extend(self._sized_ready)
+                        self._sized_ready.clear()
+                        self._low.notify()
+                    else:
+                        self._missed = size
         try:
             uuid = self._ready.get_nowait()
         except queue.Empty:
@@ -82,17 +135,22 @@ class BlobReservations:
                 self._low.notify()
         return uuid
 
-    def place(self, uuid: str, target: Path) -> bool:
-        """Moves the reserved empty file of ``uuid`` to ``target``; ``False`` if there is none
+    def place(self, uuid: str, target: Path) -> int | None:
+        """Puts the reserved file of ``uuid`` at ``target`` and returns its size (0: an empty
+        file moved there, more: a zero-filled one already there); ``None`` if there is none
         (not reserved, or its folder was pruned meanwhile: the caller creates the file)."""
+        with self._low:
+            sized = self._sized_files.pop(uuid, None)
+        if sized is not None:
+            return sized
         reserved = self.folder / uuid
         try:
             os.rename(reserved, target)
         except FileNotFoundError:
             with contextlib.suppress(OSError):
                 reserved.unlink()
-            return False
-        return True
+            return None
+        return 0
 
     def _start(self) -> None:
         if self._thread is not None:
@@ -108,12 +166,18 @@ class BlobReservations:
     def _fill(self) -> None:
         while True:
             with self._low:
-                while self._counted > self._ahead // 2 and not self._closed:
+                while not self._closed and not self._unwanted and not self._needs_filling():
                     self._low.wait()
                 if self._closed:
                     return
-                wanted = self._ahead - self._counted
-                self._counted = self._ahead
+                wanted = self._ahead - self._counted if self._counted <= self._ahead // 2 else 0
+                self._counted += wanted
+                unwanted, self._unwanted = self._unwanted, []
+                for uuid in unwanted:
+                    self._sized_files.pop(uuid, None)
+            for uuid in unwanted:
+                with contextlib.suppress(OSError):
+                    self._final_path(uuid).unlink()
             for made in range(wanted):
                 if self._closed:
                     return
@@ -125,12 +189,57 @@ class BlobReservations:
                         os.open(self.folder / uuid, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
                     )
                 except OSError as exc:  # a full or read-only disk: writes will say so, not us
-                    log.debug("Cannot reserve a file in the storage area: %s", exc)
+                    self._cannot_reserve(exc)
                     with self._low:
                         self._counted -= wanted - made
-                    time.sleep(1.0)
                     break
                 self._ready.put(uuid)
+            self._fill_sized()
+
+    def _needs_filling(self) -> bool:
+        return self._counted <= self._ahead // 2 or (
+            self._sized > 0 and len(self._sized_ready) < SIZED_AHEAD
+        )
+
+    def _fill_sized(self) -> None:
+        """Makes zero-filled files of the wanted size, flushed with their folder entries."""
+        zeros = b""
+        while not self._closed:
+            with self._low:
+                size = self._sized
+                if size == 0 or len(self._sized_ready) >= SIZED_AHEAD:
+                    return
+            if len(zeros) != size:
+                zeros = bytes(size)
+            uuid = str(uuid_module.uuid4())
+            path = self._final_path(uuid)
+            try:
+                self.folder.mkdir(parents=True, exist_ok=True)
+                with (self.folder / "sized").open("a", encoding="ascii") as listing:
+                    listing.write(uuid + "\n")
+                self._make_folder(uuid)
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+                try:
+                    os.write(fd, zeros)
+                    os.fsync(fd)  # its data, inode and (a new file) folder entry
+                finally:
+                    os.close(fd)
+            except OSError as exc:
+                with contextlib.suppress(OSError):
+                    path.unlink()
+                self._cannot_reserve(exc)
+                return
+            with self._low:
+                if size == self._sized and not self._closed:
+                    self._sized_files[uuid] = size
+                    self._sized_ready.append(uuid)
+                    continue
+            with contextlib.suppress(OSError):  # no longer wanted meanwhile
+                path.unlink()
+
+    def _cannot_reserve(self, exc: OSError) -> None:
+        log.debug("Cannot reserve a file in the storage area: %s", exc)
+        time.sleep(1.0)
 
     def _remove_stale(self) -> None:
         try:
@@ -141,4 +250,20 @@ class BlobReservations:
         for folder in folders:
             with contextlib.suppress(OSError):
                 if now - folder.stat().st_mtime > _STALE_SECONDS:
+                    self._remove_unwritten(folder / "sized")
                     shutil.rmtree(folder, ignore_errors=True)
+
+    def _remove_unwritten(self, listing: Path) -> None:
+        """Removes the zero-filled files a dead process listed that nothing wrote over (a blob
+        that was written has its bytes there; a DICOM file never is all zeros)."""
+        try:
+            uuids = listing.read_text(encoding="ascii").split()
+        except OSError:
+            return
+        for uuid in uuids:
+            with contextlib.suppress(OSError, ValueError):
+                path = self._final_path(uuid)
+                with path.open("rb") as handle:
+                    data = handle.read(MAX_SIZED + 1)
+                if data and len(data) <= MAX_SIZED and not any(data):
+                    path.unlink()

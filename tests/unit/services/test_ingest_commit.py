@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -14,7 +15,7 @@ from typing import Any
 import pytest
 
 from obelisk.core.levels import Level
-from obelisk.errors import ErrorCode, ObeliskError
+from obelisk.errors import BadFileFormat, ErrorCode, ObeliskError
 from obelisk.events import EventBus
 from obelisk.index.sqlite import SqliteIndex
 from obelisk.services.ingest import IngestOptions, IngestService, Origin, StoreStatus
@@ -107,6 +108,9 @@ def test_the_index_commits_only_once_the_file_is_durable(tmp_path: Path) -> None
     assert result.status is StoreStatus.Success
     [attachment] = index.attachments(index.lookup(result.ids.instance).internal_id)  # type: ignore[union-attr]
     assert storage.read(attachment.uuid) == data
+    # The committer hashed the file while it was being flushed.
+    assert attachment.uncompressed_md5 == attachment.compressed_md5 == hashlib.md5(data).hexdigest()
+    assert attachment.uncompressed_size == attachment.compressed_size == len(data)
 
 
 def test_a_file_that_cannot_be_flushed_fails_alone(tmp_path: Path) -> None:
@@ -195,3 +199,47 @@ def test_the_event_loop_does_not_read_a_remote_index_and_duplicates_leave_no_fil
     while len(list(storage.list_uuids())) > 1 and time.monotonic() < deadline:
         time.sleep(0.01)  # the duplicate's file goes once its write is over
     assert len(list(storage.list_uuids())) == 1
+
+
+class SizeRecordingStorage(GatedStorage):
+    """Records the sizes the ingest announces when it asks for a uuid."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sizes: list[int | None] = []
+
+    def new_uuid(self, size: int | None = None) -> str:
+        self.sizes.append(size)
+        return super().new_uuid(size)
+
+
+def test_a_lone_instance_announces_its_size_and_concurrent_ones_do_not(tmp_path: Path) -> None:
+    """A lone upload may find a zero-filled file of its size ready (a shorter flush); under
+    concurrent uploads the storage is not asked to make them."""
+    index, storage = SqliteIndex(tmp_path / "index.db"), SizeRecordingStorage()
+    ingest = IngestService(index, storage, EventBus(), IngestOptions())
+    first, second = make_dicom(sop_uid="1.2.3.4.1"), make_dicom(sop_uid="1.2.3.4.2")
+    try:
+        with ThreadPoolExecutor(2) as pool:
+            lone = pool.submit(ingest.store, first, Origin("RestApi"))
+            assert storage.flushing.wait(10)  # the first one is being flushed
+            concurrent = pool.submit(ingest.store, second, Origin("RestApi"))
+            deadline = time.monotonic() + 10
+            while len(storage.sizes) < 2 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            storage.release.set()
+            assert lone.result(10).status is concurrent.result(10).status is StoreStatus.Success
+    finally:
+        ingest.close()
+    assert storage.sizes == [len(first), None]
+
+
+def test_a_file_that_is_not_dicom_writes_nothing(tmp_path: Path) -> None:
+    index, storage = SqliteIndex(tmp_path / "index.db"), MemoryStorage()
+    ingest = IngestService(index, storage, EventBus(), IngestOptions())
+    try:
+        with pytest.raises(BadFileFormat):
+            asyncio.run(ingest.store_async(b"not a DICOM file" * 100, Origin("RestApi")))
+    finally:
+        ingest.close()
+    assert list(storage.list_uuids()) == []
