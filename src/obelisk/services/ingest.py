@@ -1,12 +1,13 @@
 """Receiving instances: parse the header, store the bytes, index them — durable before acknowledged.
 
 Every entry point (REST upload, C-STORE, STOW-RS, scripts) calls :meth:`IngestService.store` (or
-``store_async`` from an event loop). The file is hashed, written and flushed (``fsync``) in a
-worker thread while the caller walks its header; a single :class:`GroupCommitter` thread then
-writes the index rows of every instance waiting at that moment in one transaction, so four
-concurrent uploads cost one commit, not four. It writes them while the files are still being
-flushed, and commits only once every file of the transaction is durable: the ``fsync`` and the
-index work overlap, yet an index row never points at a file a power loss could take away.
+``store_async`` from an event loop). The header is walked first (nothing is written for a file
+that is not stored); the file is then hashed and flushed (``fsync``) in a worker thread, while a
+single :class:`GroupCommitter` thread writes the index rows of every instance waiting at that
+moment in one transaction, so four concurrent uploads cost one commit, not four. Every row,
+the attachment's included, is written while the files are still being flushed; the transaction
+commits only once every file in it is durable: the ``fsync`` and the index work overlap, yet an
+index row never points at a file a power loss could take away.
 A caller returns only once its transaction has committed: an acknowledged instance always has
 both its file and its index row. A crash in between leaves at most an orphan file, never a row
 without a file.
@@ -23,7 +24,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from obelisk.core.changes import ChangeType, ContentType, MetadataType
 from obelisk.core.identifiers import ResourceIds
@@ -81,14 +82,14 @@ class IngestOptions:
 
 @dataclass(slots=True)
 class _StoredFile:
-    """A file being written and flushed in another thread."""
+    """A file being hashed, written and flushed by another thread than the committer's."""
 
     uuid: str
+    #: Its description (hashes, sizes), known before it is durable: the committer writes the
+    #: attachment row meanwhile.
+    described: Future[Attachment] = field(default_factory=Future)
     #: Done once the file is durable; its exception if it could not be stored.
-    durable: Future[object]
-    #: Describes the file (hashes, sizes): computed by the committer while the file is flushed,
-    #: or, for compressed files, the writing thread's answer.
-    describe: Callable[[], Attachment]
+    durable: Future[None] = field(default_factory=Future)
 
 
 @dataclass(slots=True)
@@ -213,7 +214,7 @@ class GroupCommitter:
                     kept = [p for p, o in zip(batch, outcomes, strict=True) if not o.already_stored]
                     for pending, outcome in zip(batch, outcomes, strict=True):
                         if not outcome.already_stored:
-                            attachment = pending.stored_file.describe()
+                            attachment = pending.stored_file.described.result()
                             writer.attach_new(outcome.instance_internal_id, (attachment,))
                     writer.flush()
                     # Only the commit waits for the files: one that failed undoes the transaction.
@@ -280,8 +281,8 @@ class IngestService:
         """Stores one DICOM file; blocks until it is durable. Raises ``BadFileFormat``.
 
         For threads that may block (a DICOM association, a job): the header is walked first,
-        then this thread writes and flushes the file itself while the committer hashes it and
-        writes the index rows — one thread hand-off fewer than through the worker pool.
+        then this thread hashes, writes and flushes the file itself while the committer writes
+        the index rows — one thread hand-off fewer than through the worker pool.
         """
         with self._storing() as alone:
             return self._store(data, origin, alone=alone)
@@ -292,20 +293,10 @@ class IngestService:
         refused = self._refusal(parsed, origin)
         if refused is not None:
             return refused
-        if self._options.compress:
-            stored_file = self._start_file(data, alone=alone)
-        else:
-            durable: Future[object] = Future()
-            durable.set_running_or_notify_cancel()
-            stored_file = self._describe_later(self._new_uuid(data, alone=alone), data, durable)
+        stored_file = _StoredFile(self._new_uuid(data, alone=alone))
         prepared = _Prepared(parsed, origin, started, stored_file)
         committed = self._commit(prepared)
-        if not self._options.compress:
-            try:
-                self._write_durably(stored_file.uuid, data)
-                durable.set_result(None)
-            except BaseException as exc:  # the committer undoes the rows and reports it
-                durable.set_exception(exc)
+        self._store_file(stored_file, data, write=True)  # the committer reports a failure
         outcome = committed.result()
         return self._finish(prepared, outcome)
 
@@ -313,8 +304,8 @@ class IngestService:
         """:meth:`store` for an event loop: parses here, awaits the commit.
 
         The header walk is short (a fraction of a millisecond, whatever the file size); the
-        write and the ``fsync`` run in a worker thread, without the GIL, while the committer
-        hashes the file and writes its index rows: only the ``COMMIT`` waits for the disk.
+        hash and the ``fsync`` run in a worker thread, without the GIL, while the committer
+        writes the index rows: only the ``COMMIT`` waits for the disk.
         """
         # The shortcut for re-sent instances is a database read: on the loop only if it costs
         # no network round trip; the index transaction finds them anyway.
@@ -351,23 +342,19 @@ class IngestService:
         return _Prepared(parsed, origin, started, self._start_file(data, alone=alone))
 
     def _start_file(self, data: bytes, *, alone: bool) -> _StoredFile:
-        """Stores ``data`` durably, the ``fsync`` in a worker thread; uncompressed, the committer
-        hashes the file meanwhile, compressed, the worker compresses and hashes what it writes.
+        """Stores ``data`` durably in a worker thread, which hashes it (and compresses it)
+        while the committer writes the index rows, then flushes it.
 
-        A small file is written here, into the page cache: the worker then only calls
-        ``fdatasync``, which releases the GIL at once; a worker that had to write it too would
-        first wait for the GIL the caller holds, and the disk would start later.
+        A small uncompressed file is written here, into the page cache: a worker that had to
+        write it too would first wait for the GIL this thread holds, and the disk would start
+        later.
         """
-        uuid = self._new_uuid(data, alone=alone)
-        if self._options.compress:
-            written = self._flusher.submit(self._write_compressed, uuid, data)
-            return _StoredFile(uuid, written, written.result)  # type: ignore[arg-type]
-        if len(data) > _WRITE_IN_CALLER_MAX:
-            return self._describe_later(
-                uuid, data, self._flusher.submit(self._write_durably, uuid, data)
-            )
-        self._storage.write(uuid, data)
-        return self._describe_later(uuid, data, self._flusher.submit(self._make_durable, uuid))
+        stored_file = _StoredFile(self._new_uuid(data, alone=alone))
+        write_here = not self._options.compress and len(data) <= _WRITE_IN_CALLER_MAX
+        if write_here:
+            self._storage.write(stored_file.uuid, data)
+        self._flusher.submit(self._store_file, stored_file, data, write=not write_here)
+        return stored_file
 
     def _new_uuid(self, data: bytes, *, alone: bool) -> str:
         """A uuid for the file of ``data``. When no other instance is being stored, the storage
@@ -378,29 +365,26 @@ class IngestService:
             return self._storage.new_uuid()
         return self._storage.new_uuid(len(data))
 
-    @staticmethod
-    def _describe_later(uuid: str, data: bytes, durable: Future[object]) -> _StoredFile:
-        def describe() -> Attachment:
-            return encode_attachment(ContentType.Dicom, data, compress=False, uuid=uuid)[1]
-
-        return _StoredFile(uuid, durable, describe)
-
-    def _write_compressed(self, uuid: str, data: bytes) -> Attachment:
-        stored, attachment = encode_attachment(ContentType.Dicom, data, compress=True, uuid=uuid)
-        self._write_durably(uuid, stored)
-        return attachment
-
-    def _write_durably(self, uuid: str, stored: bytes) -> None:
-        """Writes and flushes one file; leaves nothing if it fails."""
-        self._storage.write(uuid, stored)
-        self._make_durable(uuid)
-
-    def _make_durable(self, uuid: str) -> None:
+    def _store_file(self, stored_file: _StoredFile, data: bytes, *, write: bool) -> None:
+        """Describes (hashes, compresses), writes unless it is written already, and flushes one
+        file; settles its futures, never raises, and leaves no file if it fails."""
+        if not stored_file.durable.set_running_or_notify_cancel():
+            return  # given up before it started
         try:
-            self._storage.sync([uuid])
-        except BaseException:
-            self._storage.remove(uuid)
-            raise
+            stored, attachment = encode_attachment(
+                ContentType.Dicom, data, compress=self._options.compress, uuid=stored_file.uuid
+            )
+            stored_file.described.set_result(attachment)
+            if write:
+                self._storage.write(stored_file.uuid, stored)
+            self._storage.sync([stored_file.uuid])
+        except BaseException as exc:
+            self._storage.remove(stored_file.uuid)
+            if not stored_file.described.done():
+                stored_file.described.set_exception(exc)
+            stored_file.durable.set_exception(exc)
+            return
+        stored_file.durable.set_result(None)
 
     def _commit(self, prepared: _Prepared) -> Future[StoreOutcome]:
         """Submits the index rows; the file goes again if they are not committed (whoever waits
@@ -435,16 +419,12 @@ class IngestService:
         return None
 
     def _discard(self, stored_file: _StoredFile) -> None:
-        """Removes a file stored for nothing: none is written if its job has not started, else
-        it goes once the job is over, without waiting for it."""
+        """Removes a file stored for nothing: at once if its worker has not started (it may
+        have been written already), else once the worker is done, without waiting for it."""
         if stored_file.durable.cancel():
+            self._storage.remove(stored_file.uuid)
             return
-
-        def remove(future: Future[object]) -> None:
-            if future.exception() is None:
-                self._storage.remove(stored_file.uuid)
-
-        stored_file.durable.add_done_callback(remove)
+        stored_file.durable.add_done_callback(lambda _: self._storage.remove(stored_file.uuid))
 
     def _finish(self, prepared: _Prepared, outcome: StoreOutcome) -> StoreResult:
         self._metrics.observe_store_dicom((time.perf_counter() - prepared.started) * 1000)
