@@ -380,6 +380,31 @@ def test_a_blob_of_an_announced_size_is_written_over_a_zero_filled_file(tmp_path
     assert set(storage.list_uuids()) == {uuid, other, bigger}, "unused ones go at close"
 
 
+def test_zero_filled_files_wait_until_no_blob_is_being_stored(tmp_path: Path) -> None:
+    """Made while an upload waits for its own flush, they would share the disk with it."""
+    storage = FilesystemStorage(tmp_path / "storage")
+    reserved = tmp_path / "storage" / ".reserved"
+    with storage.storing():
+        for _ in range(2):  # the second request in a row for a size has files of it made
+            storage.new_uuid(20_000)
+        time.sleep(0.3)
+        listings = list(reserved.glob("*/sized"))
+        assert not any(p.read_text().split() for p in listings), "none made meanwhile"
+    uuid = _wait_for_sized(storage, 20_000)
+    assert storage.path(uuid).stat().st_size == 20_480
+    storage.close()
+
+
+def test_storing_brackets_nest_and_are_harmless_without_reservations(
+    storage: StorageArea,
+) -> None:
+    with storage.storing(), storage.storing():
+        uuid = storage.new_uuid(5)
+        storage.write(uuid, b"12345")
+        storage.sync([uuid])
+    assert storage.read(uuid) == b"12345"
+
+
 def test_zero_filled_files_left_by_a_dead_process_are_removed_unless_written(
     tmp_path: Path,
 ) -> None:

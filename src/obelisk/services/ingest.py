@@ -318,12 +318,14 @@ class IngestService:
 
     @contextlib.contextmanager
     def _storing(self) -> Iterator[bool]:
-        """Counts the instances being stored; says whether this one is alone."""
+        """Counts the instances being stored; says whether this one is alone. The storage area
+        puts off its background work until none is (``StorageArea.storing``)."""
         with self._count_lock:
             alone = self._being_stored == 0
             self._being_stored += 1
         try:
-            yield alone
+            with self._storage.storing():
+                yield alone
         finally:
             with self._count_lock:
                 self._being_stored -= 1

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Iterator
+from contextlib import AbstractContextManager
 from typing import Any
 
 from obelisk.metrics import Metrics
@@ -27,6 +28,9 @@ class MeteredStorage:
 
     def close(self) -> None:
         self.inner.close()
+
+    def storing(self) -> AbstractContextManager[None]:
+        return self.inner.storing()
 
     def new_uuid(self, size: int | None = None) -> str:
         return self.inner.new_uuid(size)

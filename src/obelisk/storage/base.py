@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from contextlib import AbstractContextManager
 from typing import Protocol
 
 
@@ -22,6 +23,12 @@ class StorageArea(Protocol):
     def new_uuid(self, size: int | None = None) -> str:
         """A fresh uuid for a blob about to be stored with :meth:`write` (a storage may prepare
         its place ahead of time, for a blob of ``size`` bytes when it is given)."""
+        ...
+
+    def storing(self) -> AbstractContextManager[None]:
+        """Brackets the storing of one blob, from :meth:`new_uuid` until whatever refers to it
+        is committed: what the storage area prepares in the background for later blobs waits
+        meanwhile, not to compete for the disk with a caller that is waiting."""
         ...
 
     def write(self, uuid: str, data: bytes) -> None:

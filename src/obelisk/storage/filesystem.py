@@ -23,6 +23,7 @@ import errno
 import os
 import secrets
 from collections.abc import Iterable, Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 from obelisk.errors import FullStorage, InexistentItem, ObeliskError
@@ -49,6 +50,9 @@ class FilesystemStorage:
 
     def close(self) -> None:
         self._reservations.close()
+
+    def storing(self) -> AbstractContextManager[None]:
+        return self._reservations.storing()
 
     def new_uuid(self, size: int | None = None) -> str:
         """A uuid for a blob about to be written, its folder and file made ahead if possible."""

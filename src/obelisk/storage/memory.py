@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import uuid as uuid_module
 from collections.abc import Iterable, Iterator
+from contextlib import AbstractContextManager
 
 from obelisk.errors import InexistentItem, ObeliskError
 
@@ -16,6 +18,9 @@ class MemoryStorage:
 
     def close(self) -> None:
         pass
+
+    def storing(self) -> AbstractContextManager[None]:
+        return contextlib.nullcontext()
 
     def new_uuid(self, size: int | None = None) -> str:
         return str(uuid_module.uuid4())
