@@ -11,6 +11,7 @@ import pytest
 from obelisk.core.levels import Level
 from obelisk.core.matching import Constraint, ConstraintKind, parse_constraint
 from obelisk.core.tags import INDEXED_TAGS, main_tag_level, parse_tag
+from obelisk.index.sqlite import SqliteIndex
 
 from .conftest import Loaded
 from .dicom_files import SampleInstance
@@ -248,6 +249,10 @@ SENSITIVE_CASES: list[tuple[str, Level, dict[str, str], list[str]]] = [
     ("pn same accents", Level.PATIENT, {"PatientName": "Müller^Jürgen"}, ["MUE1"]),
     ("pn accents required", Level.PATIENT, {"PatientName": "Muller^Jurgen"}, []),
     ("pn list", Level.PATIENT, {"PatientName": "Doe^John\\SMITH^ANN"}, ["DOE1"]),
+    ("pn list accents", Level.PATIENT, {"PatientName": "doe^john\\Müller^Jürgen"}, ["MUE1"]),
+    ("accented prefix", Level.PATIENT, {"PatientName": "Mü*"}, ["MUE1"]),
+    ("prefix accents required", Level.PATIENT, {"PatientName": "Mu*"}, []),
+    ("prefix case required", Level.PATIENT, {"PatientName": "SMITH*"}, []),
     ("id other case", Level.PATIENT, {"PatientID": "doe1"}, []),
     ("percent prefix", Level.PATIENT, {"PatientID": "A%*"}, ["A%1"]),
     ("bracket", Level.PATIENT, {"PatientID": "*[1]"}, ["BR[1]"]),
@@ -369,3 +374,28 @@ def test_find_after_delete_forgets_the_tags(loaded: Loaded) -> None:
         "ct head",
     ]
     assert _labels(loaded, Level.PATIENT, _find(loaded, Level.PATIENT, constraints)) == ["DOE1"]
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        {"PatientName": "Müller^Jürgen"},
+        {"PatientName": "Doe^John\\SMITH^ANN"},
+        {"PatientName": "Mü*"},
+        {"StudyDate": "20200115-20200131"},
+    ],
+    ids=["equal", "list", "prefix", "range"],
+)
+def test_case_sensitive_constraints_seek_the_value_index(
+    loaded: Loaded, query: dict[str, str]
+) -> None:
+    """A case-sensitive constraint seeks ``(tag, level, value)``, never scans the table."""
+    index = loaded.index
+    if not isinstance(index, SqliteIndex):
+        pytest.skip("query plans are checked on SQLite")
+    sql, params = index._find_sql(
+        Level.STUDY, _constraints(query, case_sensitive=True), since=0, limit=None
+    )
+    plan = " | ".join(row[3] for row in index._query("EXPLAIN QUERY PLAN " + sql, params))
+    assert "USING COVERING INDEX tag_values_by_value (tag=? AND level=? AND value" in plan
+    assert "SCAN tag_values" not in plan
