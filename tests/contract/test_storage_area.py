@@ -395,6 +395,31 @@ def test_zero_filled_files_wait_until_no_blob_is_being_stored(tmp_path: Path) ->
     storage.close()
 
 
+def test_empty_files_are_still_made_while_a_blob_is_being_stored(tmp_path: Path) -> None:
+    """Only zero-filled files wait: under uploads that never pause, the cheap empty files must
+    keep coming, or every blob would create its own file and folders on the request path."""
+    storage = FilesystemStorage(tmp_path / "storage")
+    reserved = tmp_path / "storage" / ".reserved"
+
+    def take_a_reserved_one() -> bool:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if any(reserved.glob(f"*/{storage.new_uuid()}")):
+                return True
+            time.sleep(0.01)
+        return False
+
+    with storage.storing():
+        for _ in range(2):  # a size is wanted: its files wait for the end of the bracket
+            storage.new_uuid(20_000)
+        assert take_a_reserved_one(), "the first empty files"
+        time.sleep(0.1)  # the filler has moved on to the zero-filled files
+        for _ in range(20):  # every empty file made ahead is taken
+            storage.new_uuid()
+        assert take_a_reserved_one(), "empty files made again while a blob is being stored"
+    storage.close()
+
+
 def test_storing_brackets_nest_and_are_harmless_without_reservations(
     storage: StorageArea,
 ) -> None:

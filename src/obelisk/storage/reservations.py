@@ -216,20 +216,21 @@ class BlobReservations:
             self._fill_sized()
 
     def _needs_filling(self) -> bool:
-        return self._counted <= self._ahead // 2 or (
-            self._sized > 0 and len(self._sized_ready) < SIZED_AHEAD
-        )
+        return self._counted <= self._ahead // 2 or self._wants_sized()
+
+    def _wants_sized(self) -> bool:
+        """Whether a zero-filled file is to be made now (called with ``_low`` held): never while
+        a blob is being stored, but empty files are still made then."""
+        return self._sized > 0 and len(self._sized_ready) < SIZED_AHEAD and not self._storing
 
     def _fill_sized(self) -> None:
         """Makes zero-filled files of the wanted size, flushed with their folder entries."""
         zeros = b""
         while not self._closed:
             with self._low:
-                while self._storing and not self._closed:
-                    self._low.wait()
-                size = self._sized
-                if size == 0 or len(self._sized_ready) >= SIZED_AHEAD:
+                if not self._wants_sized():
                     return
+                size = self._sized
             if len(zeros) != size:
                 zeros = bytes(size)
             uuid = str(uuid_module.uuid4())

@@ -243,3 +243,55 @@ def test_a_file_that_is_not_dicom_writes_nothing(tmp_path: Path) -> None:
     finally:
         ingest.close()
     assert list(storage.list_uuids()) == []
+
+
+class BracketRecordingStorage(MemoryStorage):
+    """Records whether a store is bracketed (``storing``) when each storage call happens, and
+    how many instances the index holds when the bracket closes."""
+
+    def __init__(self, index: SqliteIndex) -> None:
+        super().__init__()
+        self.index = index
+        self.depth = 0
+        self.seen: list[tuple[str, int]] = []
+
+    @contextmanager
+    def storing(self) -> Iterator[None]:
+        self.depth += 1
+        try:
+            yield
+        finally:
+            self.seen.append(("closed with instances", self.index.totals().instances))
+            self.depth -= 1
+
+    def new_uuid(self, size: int | None = None) -> str:
+        self.seen.append(("uuid in bracket", self.depth))
+        return super().new_uuid(size)
+
+    def sync(self, uuids: Iterable[str]) -> None:
+        self.seen.append(("sync in bracket", self.depth))
+        super().sync(uuids)
+
+
+@pytest.mark.parametrize("entry", ["store", "store_async"])
+def test_the_storage_hears_of_a_store_from_its_uuid_to_its_commit(
+    tmp_path: Path, entry: str
+) -> None:
+    """The storage area defers its background work (zero-filled files) meanwhile."""
+    index = SqliteIndex(tmp_path / "index.db")
+    storage = BracketRecordingStorage(index)
+    ingest = IngestService(index, storage, EventBus(), IngestOptions())
+    try:
+        if entry == "store":
+            result = ingest.store(make_dicom(), Origin("RestApi"))
+        else:
+            result = asyncio.run(ingest.store_async(make_dicom(), Origin("RestApi")))
+    finally:
+        ingest.close()
+    assert result.status is StoreStatus.Success
+    assert storage.seen == [
+        ("uuid in bracket", 1),
+        ("sync in bracket", 1),
+        ("closed with instances", 1),
+    ]
+    assert storage.depth == 0
